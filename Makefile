@@ -1,0 +1,32 @@
+# Two commands do everything on a fresh machine with Python 3.10-3.12 and gcc:
+#   make demo   set up .venv and print a recommendation for a sample profile
+#   make test   set up .venv with the test extras and run the whole suite
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.10 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3,10) <= sys.version_info[:2] < (3,13))' && echo $$p && break; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test docs bench rules-test clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "need Python 3.10, 3.11 or 3.12 (durable-rules does not import on 3.13)" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -e '.[test,docs]'
+	@touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/backcare recommend examples/profile.json
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+	$(VENV)/bin/backcare rules test rules/
+
+docs: $(VENV)/.installed
+	$(PY) -m sphinx -b html -W --keep-going docs docs/_build/html
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) docs/_build build dist .pytest_cache .hypothesis

@@ -1,0 +1,49 @@
+"""backcare: back-pain symptom profiles in, ranked and explained massage techniques out.
+
+The reasoning is declarative rules (TOML files under ``rules/``) evaluated by
+the durable-rules engine; every result carries its rationale, the evidence
+level of each step, and any referral or exclusion that safety rules demand.
+
+This is information, not medical advice.
+
+>>> import backcare
+>>> result = backcare.recommend({"stiffness": True})
+>>> [t.id for t in result.techniques][:2]
+['swedish_massage', 'stretching']
+>>> result.disclaimer.startswith("This is information, not medical advice")
+True
+"""
+
+from __future__ import annotations
+
+from ._errors import BackcareError, EngineError, Problem, ProfileError, RuleError
+from ._model import Contraindication, RedFlag
+from ._profile import FieldSpec, Profile
+from ._recommender import CacheInfo, Recommender, conditions, recommend, red_flags
+from ._result import DISCLAIMER, Exclusion, RankedTechnique, Recommendation, Referral, Step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DISCLAIMER",
+    "BackcareError",
+    "CacheInfo",
+    "Contraindication",
+    "EngineError",
+    "Exclusion",
+    "FieldSpec",
+    "Problem",
+    "Profile",
+    "ProfileError",
+    "RankedTechnique",
+    "Recommendation",
+    "Recommender",
+    "RedFlag",
+    "Referral",
+    "RuleError",
+    "Step",
+    "__version__",
+    "conditions",
+    "recommend",
+    "red_flags",
+]

@@ -1,0 +1,170 @@
+"""The ``backcare`` command: recommend from JSON, inspect, check and test rule packs.
+
+Exit codes: 0 ok, 1 a check or test failed, 2 bad input or usage. Errors go
+to stderr as one message, never a traceback, because the people reading them
+are rule authors and operators, not backcare's developers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ._errors import BackcareError, RuleError
+from ._loader import default_rules_path
+from ._recommender import Recommender
+from ._ruletest import run_examples
+from ._schema import profile_schema, result_schema
+
+OK, FAILED, USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(USAGE, f"backcare: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    rules_help = "add a rule pack (a .toml file or a directory of them); repeatable"
+    p = _Parser(prog="backcare", description="Ranked, explained massage techniques for back pain. "
+                "Information, not medical advice.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    rec = sub.add_parser("recommend", help="recommend techniques for a profile in a JSON file ('-' for stdin)")
+    rec.add_argument("profile", help="path to a JSON profile, or - to read standard input")
+    rec.add_argument("--json", action="store_true", help="print the result as JSON (Recommendation.to_dict())")
+    rec.add_argument("--rules", action="append", default=[], metavar="PATH", help=rules_help)
+    rec.add_argument("--allow-safety-overrides", action="store_true",
+                     help="let rule packs disable or replace safety rules (results then say so)")
+
+    rules = sub.add_parser("rules", help="list, show, check and test rules")
+    rsub = rules.add_subparsers(dest="rules_command", required=True, parser_class=_Parser)
+    lst = rsub.add_parser("list", help="list the rules in use")
+    lst.add_argument("--rules", action="append", default=[], metavar="PATH", help=rules_help)
+    show = rsub.add_parser("show", help="show one rule")
+    show.add_argument("id")
+    show.add_argument("--rules", action="append", default=[], metavar="PATH", help=rules_help)
+    chk = rsub.add_parser("check", help="validate rule packs on top of the default rules")
+    chk.add_argument("paths", nargs="+", metavar="PATH")
+    tst = rsub.add_parser("test", help="run the examples in rule packs and report rule coverage")
+    tst.add_argument("paths", nargs="+", metavar="PATH")
+
+    sch = sub.add_parser("schema", help="print the JSON Schema of a profile or a result")
+    sch.add_argument("what", choices=["profile", "result"])
+    sch.add_argument("--rules", action="append", default=[], metavar="PATH", help=rules_help)
+    return p
+
+
+def _packs(paths: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split paths into extra packs and the pack names to test; the default pack is never loaded twice."""
+    default = default_rules_path().resolve()
+    extra = [p for p in paths if Path(p).resolve() != default]
+    names = [str(default) if Path(p).resolve() == default else p for p in paths]
+    return extra, names
+
+
+def _read_profile(arg: str) -> Any:
+    try:
+        text = sys.stdin.read() if arg == "-" else Path(arg).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _InputError(f"cannot read profile {arg}: {exc.strerror}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _InputError(f"{arg}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+
+
+class _InputError(Exception):
+    pass
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "recommend":
+        profile = _read_profile(args.profile)
+        rec = Recommender(args.rules, allow_safety_overrides=args.allow_safety_overrides)
+        result = rec.recommend(profile)
+        if args.json:
+            _print_json(result.to_dict())
+        else:
+            print(result.explain())
+        return OK
+    if args.command == "schema":
+        rec = Recommender(args.rules)
+        _print_json(profile_schema(rec.fields) if args.what == "profile" else result_schema())
+        return OK
+    if args.rules_command in ("list", "show"):
+        rec = Recommender(args.rules)
+        if args.rules_command == "list":
+            for rule in rec.rulebase.rules:
+                mark = " [safety]" if rule.safety else ""
+                print(f"{rule.id}\t{rule.evidence}\t{rule.title}{mark}")
+            return OK
+        return _show(rec, args.id)
+    extra, names = _packs(args.paths)
+    if args.rules_command == "check":
+        try:
+            rec = Recommender(extra)
+        except RuleError as exc:
+            print(f"backcare: {exc}", file=sys.stderr)
+            return FAILED
+        print(f"ok: {len(rec.rulebase.rules)} rules, {len(rec.rulebase.examples)} examples")
+        return OK
+    try:
+        rec = Recommender(extra, cache_size=0)
+    except RuleError as exc:
+        print(f"backcare: {exc}", file=sys.stderr)
+        return FAILED
+    report = run_examples(rec, names)
+    print(report.summary())
+    return OK if report.ok else FAILED
+
+
+def _show(rec: Recommender, rule_id: str) -> int:
+    from ._errors import did_you_mean
+
+    rule = rec.rulebase.by_id.get(rule_id)
+    if rule is None:
+        raise _InputError(f"no rule {rule_id!r}{did_you_mean(rule_id, rec.rulebase.by_id)}")
+    source = rec.rulebase.sources[rule.source]
+    lines = [
+        f"{rule.id}: {rule.title}" + (" [safety]" if rule.safety else ""),
+        "  when:     " + "; ".join(c.describe() for c in rule.when),
+        "  then:     " + rule.then.describe(),
+        "  because:  " + rule.because,
+        f"  source:   [{source.id}] {source.citation}",
+        f"  evidence: {rule.evidence}",
+    ]
+    if source.passage:
+        lines.append(f"  passage:  {source.passage}")
+    if rule.caveat:
+        lines.append(f"  caveat:   {rule.caveat}" + (f" [{rule.caveat_source}]" if rule.caveat_source else ""))
+    if rule.origin:
+        lines.append(f"  defined:  {rule.origin}")
+    print("\n".join(lines))
+    return OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``backcare`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (BackcareError, _InputError) as exc:
+        message = str(exc)
+        print(f"backcare: error: {message}", file=sys.stderr)
+        return USAGE
+    except BrokenPipeError:  # e.g. piped into head
+        return OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

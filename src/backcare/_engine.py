@@ -1,0 +1,222 @@
+"""Evaluating a rulebase on durable-rules, safely inside a library.
+
+What durable-rules needs from a library caller (measured, see
+docs/limits and the project notes): its own ``Host`` with the background
+timer threads switched off, facts rather than events, a fresh session per
+call deleted afterwards, "no rule matched" read as "nothing fired",
+exceptions from actions carried back to the caller, and a lock, because a
+host is not safe for concurrent use.
+
+The engine's only output is a :class:`Trace`: which rules fired on which
+facts, and what was derived. Turning that into a recommendation is
+``_reasoning``'s job, shared with the reference evaluator in ``_oracle`` so
+the two can be compared exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+from durable import engine as _durable
+
+from ._errors import EngineError
+from ._model import OPERATORS, Condition, Rule, Rulebase, Test
+from ._profile import Scalar
+
+Fact = tuple[str, Scalar]
+
+
+@attrs.frozen
+class Firing:
+    """One rule firing on one combination of facts."""
+
+    rule_id: str
+    premises: tuple[Fact, ...]
+
+
+@attrs.frozen
+class Trace:
+    """Everything that happened in one evaluation, in canonical order.
+
+    Firings are sorted, so the trace is the same whatever order the engine
+    fired rules in (it guarantees none).
+    """
+
+    given: tuple[Fact, ...]
+    firings: tuple[Firing, ...]
+    derived: tuple[Fact, ...]
+
+
+def derived_facts(rule: Rule) -> list[Fact]:
+    """The facts a rule asserts when it fires (derived facts and red flags)."""
+    return [*rule.then.derive, *(("red_flags", f) for f in rule.then.flag)]
+
+
+def _compile_test(test: Test) -> dict[str, Any]:
+    if test.op in ("eq", "contains"):
+        return {"v": test.value}
+    if test.op == "in":
+        assert isinstance(test.value, tuple)
+        return {"$or": [{"v": v} for v in test.value]}
+    return {OPERATORS[test.op]: {"v": test.value}}
+
+
+def compile_condition(cond: Condition) -> dict[str, Any]:
+    """One rule condition as a durable-rules pattern over ``{n, v}`` facts."""
+    return {"$and": [{"n": cond.fact}, *(_compile_test(t) for t in cond.tests)]}
+
+
+def pattern_key(cond: Condition) -> str:
+    """A canonical text of a compiled condition, to count identical patterns."""
+    return json.dumps(compile_condition(cond), sort_keys=True)
+
+
+class _QuietHost(_durable.Host):  # type: ignore[misc]
+    """A Host without its timer threads.
+
+    With them running, rules went silently missing, error 307 appeared and
+    memory grew without bound; we use no timers, so nothing is lost.
+    """
+
+    def _run(self) -> None:
+        return None
+
+
+class _Run:
+    """Per-call state the rule actions write into (the lock makes it exclusive)."""
+
+    __slots__ = ("sid", "known", "firings", "derived", "errors")
+
+    def __init__(self, sid: str, given: Iterable[Fact]) -> None:
+        self.sid = sid
+        self.known: set[Fact] = set(given)
+        self.firings: set[Firing] = set()
+        self.derived: set[Fact] = set()
+        self.errors: list[BaseException] = []
+
+
+class Engine:
+    """One compiled rulebase in one private durable-rules host."""
+
+    RULESET = "backcare"
+
+    def __init__(self, rulebase: Rulebase) -> None:
+        self._lock = threading.Lock()
+        self._counter = itertools.count()
+        self._current: _Run | None = None
+        self._live = 0
+        self._host = _QuietHost()
+        definition: dict[str, Any] = {}
+        for index, rule in enumerate(rulebase.rules):
+            aliases = tuple(f"c{j}" for j in range(len(rule.when)))
+            definition[f"r{index}"] = {
+                "all": [{a: compile_condition(c)} for a, c in zip(aliases, rule.when)],
+                "run": self._action(rule, aliases),
+            }
+        # A rule that never completes, so the per-call sentinel fact is always
+        # "handled": durable-rules segfaults deleting a session in which no
+        # fact was handled, and such sessions otherwise pile up to its limit.
+        definition["sentinel"] = {
+            "all": [{"a": {"n": _SENTINEL}}, {"b": {"n": _NEVER}}],
+            "run": _never_runs,
+        }
+        try:
+            # register_rulesets mutates what it is given: hand it a copy.
+            self._host.register_rulesets({self.RULESET: copy.copy(definition)})
+        except Exception as exc:  # durable answers with bare error numbers
+            raise EngineError(f"durable-rules refused the rulebase: {exc}") from exc
+
+    @property
+    def live_sessions(self) -> int:
+        """Sessions created and not yet deleted (0 between calls)."""
+        return self._live
+
+    def _action(self, rule: Rule, aliases: tuple[str, ...]) -> Any:
+        rule_id = rule.id
+        new_facts = derived_facts(rule)
+
+        def action(c: Any) -> None:
+            run = self._current
+            assert run is not None
+            try:
+                matched = c._m
+                premises = tuple(sorted({(matched[a]["n"], matched[a]["v"]) for a in aliases}, key=_order))
+                run.firings.add(Firing(rule_id, premises))
+                for fact in new_facts:
+                    if fact in run.known:
+                        continue
+                    run.known.add(fact)
+                    run.derived.add(fact)
+                    try:
+                        c.assert_fact({"n": fact[0], "v": fact[1]})
+                    except _durable.MessageNotHandledException:
+                        pass  # a derived fact no rule matches: kept, nothing fires
+            except BaseException as exc:  # surfaced by evaluate(), never swallowed
+                run.errors.append(exc)
+
+        return action
+
+    def evaluate(self, facts: Iterable[Fact]) -> Trace:
+        """Run the rules to a fixpoint on ``facts`` and return what happened."""
+        given = tuple(sorted(set(facts), key=_order))
+        with self._lock:
+            sid = str(next(self._counter))
+            run = _Run(sid, given)
+            self._current = run
+            state: Any = None
+            try:
+                # Facts one at a time: a batch with any fact that matches no
+                # condition is rejected whole, before its actions run.
+                host = self._host
+                host.assert_fact(self.RULESET, {"sid": sid, "n": _SENTINEL, "v": True})
+                self._live += 1
+                try:
+                    for n, v in given:
+                        try:
+                            state = host.assert_fact(self.RULESET, {"sid": sid, "n": n, "v": v})
+                        except _durable.MessageNotHandledException:
+                            pass  # no condition tests this fact: nothing fires
+                        if isinstance(state, dict) and state.get("exception"):
+                            break
+                finally:
+                    host.delete_state(self.RULESET, sid)
+                    self._live -= 1
+            except EngineError:
+                raise
+            except Exception as exc:
+                raise EngineError(f"durable-rules failed while evaluating: {exc}") from exc
+            finally:
+                self._current = None
+        if run.errors:
+            raise EngineError(f"a rule action failed: {run.errors[0]!r}") from run.errors[0]
+        if isinstance(state, dict) and state.get("exception"):
+            raise EngineError(f"durable-rules reported an error: {state['exception']}")
+        return Trace(
+            given=given,
+            firings=tuple(sorted(run.firings, key=_firing_order)),
+            derived=tuple(sorted(run.derived, key=_order)),
+        )
+
+
+_SENTINEL = "_session"
+_NEVER = "_never"
+
+
+def _never_runs(c: Any) -> None:  # pragma: no cover - its rule cannot complete
+    raise AssertionError("the sentinel rule fired")
+
+
+def _order(fact: Fact) -> tuple[str, str, str]:
+    """Sort key for facts whose values may be of mixed types."""
+    name, value = fact
+    return (name, type(value).__name__, repr(value))
+
+
+def _firing_order(f: Firing) -> tuple[str, list[tuple[str, str, str]]]:
+    return (f.rule_id, [_order(p) for p in f.premises])

@@ -1,0 +1,86 @@
+"""One exception hierarchy for everything backcare raises on purpose.
+
+Callers catch :class:`BackcareError` to handle any of them; the subclasses
+say whose mistake it was (the profile's, a rule file's, or the engine's), so
+an application can show the first two to its user and log the third.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+
+class BackcareError(Exception):
+    """Base class of every error backcare raises deliberately."""
+
+
+class ProfileError(BackcareError, ValueError):
+    """A symptom profile is malformed: unknown key, wrong type or out of range.
+
+    A ``ValueError`` so that code validating form input with ``except
+    ValueError`` keeps working. ``field`` names the offending field (dotted for
+    list items, e.g. ``red_flags[1]``).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@attrs.frozen
+class Problem:
+    """One thing wrong with a rule pack, located as precisely as we can."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    rule_id: str | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file or "<rules>"
+        if self.line is not None:
+            where += f":{self.line}"
+        parts = [where]
+        if self.rule_id:
+            parts.append(f"rule {self.rule_id!r}")
+        if self.key:
+            parts.append(f"key {self.key!r}")
+        return ": ".join(parts) + f": {self.message}"
+
+
+class RuleError(BackcareError):
+    """A rule pack cannot be loaded.
+
+    All problems found in one load are collected in :attr:`problems`, so a rule
+    author fixes them in one pass instead of one per run.
+    """
+
+    def __init__(self, problems: Sequence[Problem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        if len(self.problems) == 1:
+            text = str(self.problems[0])
+        else:
+            text = f"{len(self.problems)} problems in rule pack:\n" + "\n".join(
+                f"  - {p}" for p in self.problems
+            )
+        super().__init__(text)
+
+
+class EngineError(BackcareError):
+    """The rules engine failed while evaluating a profile.
+
+    Raised instead of returning a partial result: a recommendation with rules
+    silently missing would be worse than none.
+    """
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""``."""
+    matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""

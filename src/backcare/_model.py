@@ -1,0 +1,274 @@
+"""The rulebase as loaded values: what a rule file means once it is parsed.
+
+These classes are the single definition the loader fills, the engine compiles,
+the reference evaluator interprets and the documentation renders. They hold no
+behaviour beyond describing themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from ._profile import FieldSpec, Scalar
+
+Evidence = Literal["guideline", "trial", "low", "claim"]
+#: Strongest first. A technique's evidence is the strongest level among the
+#: rules that raised its score.
+EVIDENCE_LEVELS: tuple[str, ...] = ("guideline", "trial", "low", "claim")
+EVIDENCE_MEANING: dict[str, str] = {
+    "guideline": "a clinical guideline recommends it for this case",
+    "trial": "randomised trials or a systematic review support it",
+    "low": "low-quality or mixed evidence",
+    "claim": "asserted by the seed document; no good evidence",
+}
+
+Urgency = Literal["emergency", "urgent", "routine"]
+#: Most urgent first.
+URGENCIES: tuple[str, ...] = ("emergency", "urgent", "routine")
+
+Pressure = Literal["light", "moderate", "firm", "deep"]
+PRESSURES: tuple[str, ...] = ("light", "moderate", "firm", "deep")
+
+#: Condition operators and the durable-rules operator each compiles to.
+OPERATORS: dict[str, str] = {
+    "eq": "",
+    "ne": "$neq",
+    "gt": "$gt",
+    "ge": "$gte",
+    "lt": "$lt",
+    "le": "$lte",
+    "in": "$or",
+    "contains": "",
+}
+
+
+@attrs.frozen
+class Origin:
+    """Where a piece of rule data came from, for error messages and docs."""
+
+    file: str
+    line: int | None = None
+    pack: str | None = attrs.field(default=None, eq=False)
+
+    def __str__(self) -> str:
+        return self.file if self.line is None else f"{self.file}:{self.line}"
+
+
+@attrs.frozen
+class Source:
+    """A citation: a passage of the seed document, a trial or a guideline."""
+
+    id: str
+    kind: Literal["seed", "review", "trial", "guideline", "study", "convention"]
+    citation: str
+    passage: str | None = None
+    origin: Origin | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Technique:
+    """A massage technique that rules can score."""
+
+    id: str
+    name: str
+    description: str
+    pressure: Pressure
+    origin: Origin | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Test:
+    """One comparison on a fact's value, e.g. ``gt 12``."""
+
+    op: str
+    value: Scalar | tuple[Scalar, ...]
+
+    def describe(self) -> str:
+        symbols = {"eq": "=", "ne": "≠", "gt": ">", "ge": "≥", "lt": "<", "le": "≤"}
+        if self.op == "in":
+            assert isinstance(self.value, tuple)
+            return "in " + ", ".join(_show(v) for v in self.value)
+        if self.op == "contains":
+            return f"includes {_show(self.value)}"
+        return f"{symbols[self.op]} {_show(self.value)}"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@attrs.frozen
+class Condition:
+    """A test on one fact; a rule fires when all its conditions hold."""
+
+    fact: str
+    tests: tuple[Test, ...]
+
+    def describe(self) -> str:
+        return f"{self.fact} " + " and ".join(t.describe() for t in self.tests)
+
+
+@attrs.frozen
+class Exclude:
+    """A safety conclusion that removes techniques from the result."""
+
+    techniques: tuple[str, ...] = ()
+    max_pressure: Pressure | None = None
+    only: tuple[str, ...] | None = None
+    all: bool = False
+
+    def describe(self) -> str:
+        if self.all:
+            return "no massage at all"
+        parts = []
+        if self.techniques:
+            parts.append("exclude " + ", ".join(self.techniques))
+        if self.max_pressure:
+            parts.append(f"no technique firmer than {self.max_pressure} pressure")
+        if self.only is not None:
+            parts.append("only " + ", ".join(self.only))
+        return "; ".join(parts)
+
+
+@attrs.frozen
+class Refer:
+    """A safety conclusion: the person must see a clinician."""
+
+    urgency: Urgency
+    suspected: str
+
+
+@attrs.frozen
+class Conclusion:
+    """What a rule concludes when it fires. Any combination may be present."""
+
+    derive: tuple[tuple[str, Scalar], ...] = ()
+    score: tuple[tuple[str, float], ...] = ()
+    flag: tuple[str, ...] = ()
+    exclude: Exclude | None = None
+    refer: Refer | None = None
+    note: str | None = None
+    warn: str | None = None
+
+    def describe(self) -> str:
+        parts: list[str] = []
+        parts += [f"{f} = {_show(v)}" if v is not True else f"{f}" for f, v in self.derive]
+        parts += [f"{w:+g} {t}" for t, w in self.score]
+        parts += [f"red flag {f}" for f in self.flag]
+        if self.exclude:
+            parts.append(self.exclude.describe())
+        if self.refer:
+            parts.append(f"refer ({self.refer.urgency}): {self.refer.suspected}")
+        if self.note:
+            parts.append(self.note)
+        if self.warn:
+            parts.append(f"warning: {self.warn}")
+        return "; ".join(parts)
+
+
+@attrs.frozen
+class Rule:
+    """One declarative rule: conditions, a conclusion, and why it holds."""
+
+    id: str
+    title: str
+    when: tuple[Condition, ...]
+    then: Conclusion
+    because: str
+    source: str
+    evidence: Evidence
+    caveat: str | None = None
+    caveat_source: str | None = None
+    safety: bool = False
+    origin: Origin | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def facts_matched(self) -> tuple[str, ...]:
+        return tuple(c.fact for c in self.when)
+
+
+@attrs.frozen
+class RedFlag:
+    """A warning sign of serious disease; the person must be referred."""
+
+    id: str
+    description: str
+    suspected: str
+    urgency: Urgency
+    source: str
+    origin: Origin | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Contraindication:
+    """A condition that rules out or limits massage."""
+
+    id: str
+    description: str
+    effect: Literal["no_massage", "exclude", "avoid_area", "consult_first"]
+    because: str
+    source: str
+    exclude: Exclude | None = None
+    refer: Refer | None = None
+    origin: Origin | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Expectation:
+    """What must hold for an embedded example's result."""
+
+    first: str | None = None
+    order: tuple[str, ...] = ()
+    top_n: int = 3
+    in_top: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+    fired: tuple[str, ...] = ()
+    not_fired: tuple[str, ...] = ()
+    referral: str | None = None
+    no_techniques: bool | None = None
+    facts: tuple[tuple[str, Scalar], ...] = ()
+
+
+@attrs.frozen
+class Example:
+    """A profile and what its result must show: a unit test inside a rule file."""
+
+    name: str
+    profile: tuple[tuple[str, object], ...]
+    expect: Expectation
+    origin: Origin | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Rulebase:
+    """Everything a recommender reasons with, merged from its packs.
+
+    ``rules`` is sorted by id so that nothing downstream depends on the order
+    in which files or packs were read, except where a pack overrides.
+    """
+
+    fields: dict[str, FieldSpec]
+    techniques: dict[str, Technique]
+    sources: dict[str, Source]
+    rules: tuple[Rule, ...]
+    red_flags: dict[str, RedFlag]
+    contraindications: dict[str, Contraindication]
+    urgency_actions: dict[str, str]
+    examples: tuple[Example, ...]
+    safety_overrides: tuple[str, ...] = ()
+    by_id: dict[str, Rule] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {r.id: r for r in self.rules})
+
+    def fact_names(self) -> set[str]:
+        """Every name a condition may test: profile fields and derived facts."""
+        names = set(self.fields)
+        for rule in self.rules:
+            names.update(f for f, _ in rule.then.derive)
+        return names

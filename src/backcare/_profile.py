@@ -1,0 +1,296 @@
+"""The symptom profile: the one input backcare takes.
+
+The field definitions live here once, as attrs fields carrying a
+:class:`FieldSpec` in their metadata. Validation, the list of known fields,
+the facts handed to the engine and the JSON Schema are all read from those
+specs, so adding a field means editing one place. Rule packs may declare more
+fields; they use the same :class:`FieldSpec` and land in :attr:`Profile.extra`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+from ._errors import ProfileError, did_you_mean
+
+FieldType = Literal["bool", "int", "number", "string", "list"]
+FIELD_TYPES: tuple[str, ...] = ("bool", "int", "number", "string", "list")
+
+#: Upper bound on a profile string or list length: past this nothing sensible
+#: is being described, and refusing beats handing megabytes to the engine.
+MAX_TEXT = 200
+MAX_ITEMS = 64
+
+Scalar = bool | int | float | str
+Value = Scalar | tuple[str, ...]
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+@attrs.frozen
+class FieldSpec:
+    """What one profile field accepts, and what it means.
+
+    ``choices`` restricts a string, or each item of a list. ``choices_from``
+    names a catalogue of the rulebase (``red_flags`` or ``conditions``) whose
+    ids are checked when a recommender validates the profile, because only the
+    loaded rules know them.
+    """
+
+    name: str
+    type: str = attrs.field(validator=attrs.validators.in_(FIELD_TYPES))
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    choices_from: str | None = None
+    default: Value | None = None
+
+    def expected(self) -> str:
+        """Say in words what this field takes, for error messages."""
+        if self.type == "bool":
+            return "true or false"
+        if self.type in ("int", "number"):
+            kind = "an integer" if self.type == "int" else "a number"
+            if self.minimum is not None and self.maximum is not None:
+                return f"{kind} from {_num(self.minimum)} to {_num(self.maximum)}"
+            if self.minimum is not None:
+                return f"{kind} >= {_num(self.minimum)}"
+            if self.maximum is not None:
+                return f"{kind} <= {_num(self.maximum)}"
+            return kind
+        if self.type == "string":
+            if self.choices:
+                return "one of " + ", ".join(repr(c) for c in self.choices)
+            return f"a string of at most {MAX_TEXT} characters"
+        what = f"a list of at most {MAX_ITEMS} strings"
+        if self.choices_from:
+            what += f" (ids from the {self.choices_from} catalogue)"
+        return what
+
+    def validate(self, value: object, field: str | None = None) -> Value:
+        """Return ``value`` in canonical form or raise :class:`ProfileError`.
+
+        Canonical means lists become sorted, de-duplicated tuples, so that two
+        profiles meaning the same thing compare and hash equal.
+        """
+        where = field or self.name
+
+        def fail(detail: str = "") -> ProfileError:
+            got = f"got {_type_name(value)} {value!r}"[:120]
+            return ProfileError(
+                f"field {where!r}: expected {self.expected()}, {got}{detail}",
+                field=where,
+            )
+
+        if self.type == "bool":
+            if not isinstance(value, bool):
+                raise fail()
+            return value
+        if self.type in ("int", "number"):
+            ok = isinstance(value, int) or (self.type == "number" and isinstance(value, float))
+            if isinstance(value, bool) or not ok:
+                raise fail()
+            assert isinstance(value, (int, float))
+            if isinstance(value, float) and not math.isfinite(value):
+                raise fail()
+            if self.minimum is not None and value < self.minimum:
+                raise fail()
+            if self.maximum is not None and value > self.maximum:
+                raise fail()
+            return value
+        if self.type == "string":
+            if not isinstance(value, str) or len(value) > MAX_TEXT:
+                raise fail()
+            if self.choices and value not in self.choices:
+                raise fail(did_you_mean(value, self.choices))
+            return value
+        # list of strings
+        if not isinstance(value, (list, tuple)) or len(value) > MAX_ITEMS:
+            raise fail()
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item or len(item) > MAX_TEXT:
+                raise ProfileError(
+                    f"field '{where}[{i}]': expected a non-empty id string, "
+                    f"got {_type_name(item)} {item!r}"[:200],
+                    field=f"{where}[{i}]",
+                )
+            if self.choices and item not in self.choices:
+                raise ProfileError(
+                    f"field '{where}[{i}]': unknown id {item!r}{did_you_mean(item, self.choices)}",
+                    field=f"{where}[{i}]",
+                )
+        return tuple(sorted(set(value)))  # type: ignore[arg-type]
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _field(spec_type: str, description: str, **kw: Any) -> Any:
+    """An attrs field whose validator and metadata come from one FieldSpec."""
+    default = kw.pop("default", None)
+    spec_holder: list[FieldSpec] = []
+
+    def validate(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None:
+            return
+        if not spec_holder:
+            spec_holder.append(attrs.evolve(attribute.metadata["spec"], name=attribute.name))
+        canonical = spec_holder[0].validate(value, attribute.name)
+        if canonical != value:
+            raise ProfileError(
+                f"field {attribute.name!r}: pass {canonical!r} (sorted, without duplicates)"
+                " or build the profile with Profile.from_dict",
+                field=attribute.name,
+            )
+
+    def convert(value: object) -> object:
+        if isinstance(value, list):
+            try:
+                return tuple(sorted(set(value)))
+            except TypeError:  # unhashable or mixed items: let the validator name them
+                return tuple(value)
+        return value
+
+    spec = FieldSpec(name="", type=spec_type, description=description, default=default, **kw)
+    return attrs.field(
+        default=default,
+        validator=validate,
+        converter=convert if spec_type == "list" else None,
+        metadata={"spec": spec},
+        kw_only=True,
+    )
+
+
+@attrs.frozen
+class Profile:
+    """A person's back-pain symptom profile. Every field is optional.
+
+    Unset fields are ``None`` and produce no facts, so no rule can fire on
+    something the person did not say. ``extra`` holds fields declared by rule
+    packs, as sorted ``(name, value)`` pairs; it is validated by the
+    :class:`~backcare.Recommender` that knows those packs.
+
+    >>> Profile(stiffness=True, pain_weeks=6).pain_weeks
+    6
+    >>> Profile(pain_intensity=11)
+    Traceback (most recent call last):
+    ...
+    backcare._errors.ProfileError: field 'pain_intensity': expected an integer from 0 to 10, got int 11
+    """
+
+    pain_weeks: int | None = _field(
+        "int", "How many weeks the current episode of back pain has lasted.", minimum=0, maximum=6760
+    )
+    pain_intensity: int | None = _field(
+        "int", "Pain on the 0-10 numeric rating scale (0 none, 10 worst imaginable).", minimum=0, maximum=10
+    )
+    age: int | None = _field("int", "Age in years.", minimum=0, maximum=130)
+    injury: bool | None = _field("bool", "The back was injured (a strain, a fall, a blow).")
+    inflammation: bool | None = _field("bool", "The painful area is inflamed.")
+    scar_tissue: bool | None = _field("bool", "Scar tissue is known to be present in the painful area.")
+    tight_bands: bool | None = _field(
+        "bool", "Tight, very sensitive bands or knots in the back muscles (trigger points)."
+    )
+    stiffness: bool | None = _field("bool", "The back muscles or tendons feel stiff.")
+    reduced_range_of_motion: bool | None = _field("bool", "Bending or turning is more limited than usual.")
+    slow_healing: bool | None = _field("bool", "An injury is healing more slowly than expected.")
+    goal: str | None = _field(
+        "string",
+        "What the person wants from massage.",
+        choices=("relaxation", "long_term_relief"),
+    )
+    pressure_tolerance: str | None = _field(
+        "string",
+        "How much pressure the person can comfortably take.",
+        choices=("low", "medium", "high"),
+        default="medium",
+    )
+    red_flags: tuple[str, ...] | None = _field(
+        "list", "Warning signs of serious disease (ids from backcare.red_flags()).", choices_from="red_flags"
+    )
+    conditions: tuple[str, ...] | None = _field(
+        "list",
+        "Conditions and treatments that limit massage (ids from backcare.conditions()).",
+        choices_from="conditions",
+    )
+    extra: tuple[tuple[str, Value], ...] = attrs.field(
+        default=(), kw_only=True, converter=lambda v: tuple(sorted(dict(v).items())) if v else ()
+    )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object], fields: Mapping[str, FieldSpec] | None = None) -> Profile:
+        """Build a profile from plain data such as parsed JSON.
+
+        Keys are checked against ``fields`` (by default the core fields; a
+        recommender passes its own, which add pack-declared fields and the
+        catalogue ids); an unknown key is an error with a did-you-mean, never
+        silently ignored. ``None`` means "not given".
+        """
+        if not isinstance(data, Mapping):
+            raise ProfileError(f"a profile must be a mapping of field names to values, got {_type_name(data)}")
+        fields = fields if fields is not None else _CORE
+        kwargs: dict[str, object] = {}
+        extra: dict[str, Value] = {}
+        for key in sorted(data, key=str):
+            value = data[key]
+            if not isinstance(key, str):
+                raise ProfileError(f"profile keys must be strings, got {_type_name(key)} {key!r}")
+            spec = fields.get(key)
+            if spec is None:
+                raise ProfileError(
+                    f"unknown profile field {key!r}{did_you_mean(key, fields)}; "
+                    f"known fields: {', '.join(sorted(fields))}",
+                    field=key,
+                )
+            if value is None:
+                continue
+            if key in _CORE:
+                kwargs[key] = spec.validate(value)
+            else:
+                extra[key] = spec.validate(value)
+        return cls(**kwargs, extra=extra)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe data with only the fields that are set, keys sorted."""
+        out: dict[str, Any] = {}
+        for name in core_fields():
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = list(value) if isinstance(value, tuple) else value
+        for name, value in self.extra:
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return dict(sorted(out.items()))
+
+    def facts(self) -> list[tuple[str, Scalar]]:
+        """The profile as ``(name, value)`` facts for the engine, sorted.
+
+        A list field gives one fact per item, so rules test membership with
+        ``contains``.
+        """
+        out: list[tuple[str, Scalar]] = []
+        for name, value in self.to_dict().items():
+            if isinstance(value, list):
+                out.extend((name, item) for item in value)
+            else:
+                out.append((name, value))
+        return out
+
+
+def core_fields() -> dict[str, FieldSpec]:
+    """The built-in profile fields, in declaration order."""
+    return _CORE
+
+
+_CORE: dict[str, FieldSpec] = {
+    a.name: attrs.evolve(a.metadata["spec"], name=a.name)
+    for a in attrs.fields(Profile)
+    if "spec" in a.metadata
+}

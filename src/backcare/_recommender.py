@@ -1,0 +1,266 @@
+"""The :class:`Recommender`: a loaded rulebase with its engine, and the module-level shortcut.
+
+A recommender is immutable once built: loading another pack means building
+another recommender (durable-rules cannot replace a loaded ruleset, and a
+result must never depend on what some other caller loaded).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Union
+
+import attrs
+
+from ._engine import Engine
+from ._errors import ProfileError
+from ._loader import default_rules_path, load
+from ._model import Contraindication, RedFlag, Rulebase
+from ._profile import FieldSpec, Profile
+from ._reasoning import build
+from ._result import Recommendation
+
+ProfileLike = Union[Profile, Mapping[str, Any]]
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@attrs.frozen
+class CacheInfo:
+    """Counters of a recommender's result cache."""
+
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+
+
+class Recommender:
+    """Recommends techniques from the default rules plus any rule packs.
+
+    ``rules`` lists extra packs (TOML files or directories of them), applied
+    in order after the default pack. ``allow_safety_overrides`` lets a pack
+    disable or replace safety rules; every result then says so. Results for
+    equal profiles are cached (``cache_size`` of them; 0 turns the cache off).
+
+    >>> rec = Recommender()
+    >>> rec.recommend({"stiffness": True}).techniques[0].id
+    'swedish_massage'
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[PathLike] = (),
+        *,
+        include_default: bool = True,
+        allow_safety_overrides: bool = False,
+        cache_size: int = 1024,
+    ) -> None:
+        if isinstance(rules, (str, os.PathLike)):
+            rules = [rules]
+        if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 0:
+            raise ValueError(f"cache_size must be an integer >= 0, got {cache_size!r}")
+        self._args = (tuple(str(p) for p in rules), include_default, allow_safety_overrides, cache_size)
+        packs = [default_rules_path()] if include_default else []
+        packs += [Path(p) for p in rules]
+        self.rulebase: Rulebase = load(packs, allow_safety_overrides=allow_safety_overrides)
+        self._fields = _effective_fields(self.rulebase)
+        self._engine = Engine(self.rulebase)
+        self._cache: OrderedDict[Profile, Recommendation] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+        self._maxsize = cache_size
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle by rule sources: a worker process rebuilds its own engine.
+        rules, include_default, allow, cache_size = self._args
+        return (_rebuild, (rules, include_default, allow, cache_size))
+
+    def __repr__(self) -> str:
+        return f"Recommender(rules={list(self._args[0])!r}, rules_loaded={len(self.rulebase.rules)})"
+
+    @property
+    def fields(self) -> Mapping[str, FieldSpec]:
+        """Every profile field this recommender accepts, pack-declared ones included."""
+        return self._fields
+
+    @property
+    def engine_sessions(self) -> int:
+        """Engine sessions alive right now; 0 between calls."""
+        return self._engine.live_sessions
+
+    def profile(self, profile: ProfileLike) -> Profile:
+        """Validate ``profile`` against this recommender's fields and catalogues."""
+        if isinstance(profile, Profile):
+            return Profile.from_dict(profile.to_dict(), self._fields)
+        if isinstance(profile, Mapping):
+            return Profile.from_dict(profile, self._fields)
+        raise ProfileError(
+            f"a profile must be a backcare.Profile or a mapping, got {type(profile).__name__}"
+        )
+
+    def recommend(self, profile: ProfileLike) -> Recommendation:
+        """Rank techniques for one profile; see :func:`backcare.recommend`."""
+        return self._recommend_valid(self.profile(profile))
+
+    def _recommend_valid(self, profile: Profile) -> Recommendation:
+        if self._maxsize:
+            with self._cache_lock:
+                hit = self._cache.get(profile)
+                if hit is not None:
+                    self._cache.move_to_end(profile)
+                    self._hits += 1
+                    return hit
+                self._misses += 1
+        result = self._evaluate(profile)
+        if self._maxsize:
+            self._store(profile, result)
+        return result
+
+    def _evaluate(self, profile: Profile) -> Recommendation:
+        trace = self._engine.evaluate(profile.facts())
+        return build(self.rulebase, profile.to_dict(), trace)
+
+    def _store(self, profile: Profile, result: Recommendation) -> None:
+        with self._cache_lock:
+            self._cache[profile] = result
+            self._cache.move_to_end(profile)
+            while len(self._cache) > self._maxsize:
+                self._cache.popitem(last=False)
+
+    def recommend_many(
+        self, profiles: Iterable[ProfileLike], *, processes: int | None = None
+    ) -> list[Recommendation]:
+        """Recommend for many profiles, in input order.
+
+        Every profile is validated first, so a bad one fails the batch before
+        any work is done, naming its index. Repeated profiles are evaluated
+        once. With ``processes`` > 1 the distinct uncached profiles are
+        spread over that many local worker processes, each rebuilding its own
+        engine from this recommender's rule sources.
+        """
+        valid: list[Profile] = []
+        for index, p in enumerate(profiles):
+            try:
+                valid.append(self.profile(p))
+            except ProfileError as exc:
+                raise ProfileError(f"profile #{index}: {exc}", field=exc.field) from exc
+        if not processes or processes <= 1:
+            return [self._recommend_valid(p) for p in valid]
+
+        results: dict[Profile, Recommendation] = {}
+        todo: list[Profile] = []
+        for p in dict.fromkeys(valid):
+            with self._cache_lock:
+                hit = self._cache.get(p) if self._maxsize else None
+                if hit is not None:
+                    self._hits += 1
+                    results[p] = hit
+                    continue
+                self._misses += 1
+            todo.append(p)
+        if todo:
+            chunk = max(1, len(todo) // (processes * 4))
+            with ProcessPoolExecutor(processes, initializer=_worker_init, initargs=(self,)) as pool:
+                for p, r in zip(todo, pool.map(_worker_recommend, todo, chunksize=chunk)):
+                    results[p] = r
+                    if self._maxsize:
+                        self._store(p, r)
+        return [results[p] for p in valid]
+
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses and size of the result cache."""
+        with self._cache_lock:
+            return CacheInfo(self._hits, self._misses, len(self._cache), self._maxsize)
+
+    def cache_clear(self) -> None:
+        """Empty the result cache and reset its counters."""
+        with self._cache_lock:
+            self._cache.clear()
+            self._hits = self._misses = 0
+
+    def red_flags(self) -> list[RedFlag]:
+        """The red-flag catalogue, sorted by id."""
+        return list(self.rulebase.red_flags.values())
+
+    def conditions(self) -> list[Contraindication]:
+        """The contraindication catalogue, sorted by id."""
+        return list(self.rulebase.contraindications.values())
+
+
+def _effective_fields(rb: Rulebase) -> dict[str, FieldSpec]:
+    """Field specs with catalogue-backed choices filled in from the rulebase."""
+    catalogues = {"red_flags": tuple(rb.red_flags), "conditions": tuple(rb.contraindications)}
+    out = {}
+    for name, spec in rb.fields.items():
+        if spec.choices_from in catalogues:
+            spec = attrs.evolve(spec, choices=catalogues[spec.choices_from])
+        out[name] = spec
+    return out
+
+
+def _rebuild(rules: tuple[str, ...], include_default: bool, allow: bool, cache_size: int) -> Recommender:
+    return Recommender(
+        list(rules), include_default=include_default, allow_safety_overrides=allow, cache_size=cache_size
+    )
+
+
+_worker: Recommender | None = None
+
+
+def _worker_init(recommender: Recommender) -> None:
+    global _worker
+    _worker = recommender
+
+
+def _worker_recommend(profile: Profile) -> Recommendation:
+    assert _worker is not None
+    return _worker._evaluate(profile)
+
+
+_default: Recommender | None = None
+_default_lock = threading.Lock()
+
+
+def default_recommender() -> Recommender:
+    """The shared recommender over the default rules, built on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Recommender()
+    return _default
+
+
+def recommend(profile: ProfileLike) -> Recommendation:
+    """Rank massage techniques for a back-pain profile, with reasons and safety checks.
+
+    ``profile`` is a :class:`~backcare.Profile` or a plain mapping of the same
+    fields. Bad input raises :class:`~backcare.ProfileError` naming the field.
+
+    >>> result = recommend({"pain_weeks": 20, "tight_bands": True})
+    >>> result.techniques[0].id
+    'trigger_point_therapy'
+    >>> result.referral is None
+    True
+    """
+    return default_recommender().recommend(profile)
+
+
+def red_flags() -> list[RedFlag]:
+    """The red-flag catalogue of the default rules, for building forms.
+
+    >>> [f.id for f in red_flags() if f.urgency == "emergency"][:2]
+    ['bilateral_leg_symptoms', 'faecal_incontinence']
+    """
+    return default_recommender().red_flags()
+
+
+def conditions() -> list[Contraindication]:
+    """The contraindication catalogue of the default rules, for building forms."""
+    return default_recommender().conditions()
