@@ -80,6 +80,11 @@ class EngineError(BackcareError):
     """
 
 
+# Shown as ``backcare.ProfileError`` in tracebacks: the public name, not this module.
+for _cls in (BackcareError, ProfileError, Problem, RuleError, EngineError):
+    _cls.__module__ = "backcare"
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""``."""
     matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)

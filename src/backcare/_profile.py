@@ -183,7 +183,7 @@ class Profile:
     >>> Profile(pain_intensity=11)
     Traceback (most recent call last):
     ...
-    backcare._errors.ProfileError: field 'pain_intensity': expected an integer from 0 to 10, got int 11
+    backcare.ProfileError: field 'pain_intensity': expected an integer from 0 to 10, got int 11
     """
 
     pain_weeks: int | None = _field(
