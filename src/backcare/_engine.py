@@ -119,13 +119,11 @@ class Engine:
                 "all": [{a: compile_condition(c)} for a, c in zip(aliases, rule.when)],
                 "run": self._action(rule, aliases),
             }
-        # A rule that never completes, so the per-call sentinel fact is always
-        # "handled": durable-rules segfaults deleting a session in which no
-        # fact was handled, and such sessions otherwise pile up to its limit.
-        definition["sentinel"] = {
-            "all": [{"a": {"n": _SENTINEL}}, {"b": {"n": _NEVER}}],
-            "run": _never_runs,
-        }
+        # durable-rules keeps a session once any fact is asserted, counts it
+        # against its ~1024-session limit, and segfaults deleting it unless an
+        # action has run in it. A call in which no rule fired asserts this
+        # sentinel fact, whose rule does nothing, before deleting the session.
+        definition["sentinel"] = {"all": [{"a": {"n": _SENTINEL}}], "run": _sentinel_action}
         try:
             # register_rulesets mutates what it is given: hand it a copy.
             self._host.register_rulesets({self.RULESET: copy.copy(definition)})
@@ -174,7 +172,6 @@ class Engine:
                 # Facts one at a time: a batch with any fact that matches no
                 # condition is rejected whole, before its actions run.
                 host = self._host
-                host.assert_fact(self.RULESET, {"sid": sid, "n": _SENTINEL, "v": True})
                 self._live += 1
                 try:
                     for n, v in given:
@@ -185,6 +182,8 @@ class Engine:
                         if isinstance(state, dict) and state.get("exception"):
                             break
                 finally:
+                    if not run.firings:
+                        host.assert_fact(self.RULESET, {"sid": sid, "n": _SENTINEL, "v": True})
                     host.delete_state(self.RULESET, sid)
                     self._live -= 1
             except EngineError:
@@ -205,11 +204,10 @@ class Engine:
 
 
 _SENTINEL = "_session"
-_NEVER = "_never"
 
 
-def _never_runs(c: Any) -> None:  # pragma: no cover - its rule cannot complete
-    raise AssertionError("the sentinel rule fired")
+def _sentinel_action(c: Any) -> None:
+    """Does nothing: running at all is what makes the session deletable."""
 
 
 def _order(fact: Fact) -> tuple[str, str, str]:
