@@ -440,8 +440,9 @@ def _parse_test(ctx: _Ctx, fact: str, raw: Any) -> tuple[Test, ...] | None:
     tests = []
     for op, value in raw.items():
         if op not in OPERATORS:
+            hint = f" (did you mean {_OPERATOR_HINTS[op]!r}?)" if op in _OPERATOR_HINTS else did_you_mean(op, OPERATORS)
             ctx.problem(
-                f"unknown operator {op!r}{did_you_mean(op, OPERATORS)} in condition on {fact!r}; "
+                f"unknown operator {op!r}{hint} in condition on {fact!r}; "
                 f"expected one of {', '.join(OPERATORS)}",
                 key,
             )
@@ -459,6 +460,11 @@ def _parse_test(ctx: _Ctx, fact: str, raw: Any) -> tuple[Test, ...] | None:
             continue
         tests.append(Test(op, value))
     return tuple(tests) if len(tests) == len(raw) else None
+
+
+#: Spellings from other rule languages, for suggestions only: never accepted.
+_OPERATOR_HINTS = {"gte": "ge", "lte": "le", "neq": "ne", "equals": "eq", "==": "eq", "!=": "ne",
+                   ">": "gt", ">=": "ge", "<": "lt", "<=": "le", "has": "contains", "includes": "contains"}
 
 
 def _is_scalar(value: Any) -> bool:
@@ -494,15 +500,18 @@ def _parse_rule(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
         used = [k for k in SAFETY_CONCLUSIONS if getattr(then, k)]
         if used:
             ctx.problem(f"{', '.join(used)} is a safety conclusion: mark the rule with safety = true", "then")
-    ok = all(v is not None for v in (rid, title, because, source, evidence, then))
-    if ok and len(conditions) == len(when_raw) and when_raw:
-        pack.rules.append(
-            (
-                Rule(rid, title, tuple(conditions), then, because, source, evidence, caveat,
-                     caveat_source, safety, ctx.origin()),
-                replace,
-            )
+    if rid is None:
+        return
+    # Keep a rule even when some keys are wrong, so that the cross-reference
+    # checks still run on it and every problem is reported in one pass. A
+    # pack with any problem is refused, so the placeholders never reach use.
+    pack.rules.append(
+        (
+            Rule(rid, title or "", tuple(conditions), then or Conclusion(), because or "", source or "",
+                 evidence or "claim", caveat, caveat_source, safety, ctx.origin()),
+            replace,
         )
+    )
 
 
 def _parse_then(ctx: _Ctx, raw: dict[str, Any]) -> Conclusion | None:
@@ -671,13 +680,6 @@ def pack_files(path: Path) -> list[Path]:
     return [path]
 
 
-def _shown(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root.parent if root.is_dir() else root.parent))
-    except ValueError:
-        return str(path)
-
-
 def load(packs: Sequence[Path], *, allow_safety_overrides: bool = False) -> Rulebase:
     """Parse, merge and validate packs in order; raise one RuleError listing every problem."""
     problems: list[Problem] = []
@@ -692,7 +694,7 @@ def load(packs: Sequence[Path], *, allow_safety_overrides: bool = False) -> Rule
         if not files:
             problems.append(Problem("no .toml rule files in this directory", str(path)))
         for file in files:
-            _parse_file(file, _shown(file, path), pack, problems)
+            _parse_file(file, str(file), pack, problems)
         raw_packs.append(pack)
     rulebase = _merge(raw_packs, problems, allow_safety_overrides)
     if rulebase is not None:
@@ -786,6 +788,7 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
         ((p.name, catalogue_rules(p) + p.rules) for p in raw_packs), "rule", problems
     )
     overrides: list[str] = []
+    disabled: list[str] = []
     for old, new in replaced:
         if old.safety:
             note = f"safety rule {old.id!r} replaced by {new.origin}"
@@ -820,6 +823,7 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
                     continue
                 overrides.append(f"safety rule {rule_id!r} disabled by {origin}")
             del rules[rule_id]
+            disabled.append(rule_id)
     urgency: dict[str, str] = {}
     for pack in raw_packs:
         urgency.update(pack.urgency)
@@ -834,6 +838,7 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
         urgency_actions=urgency,
         examples=examples,
         safety_overrides=tuple(sorted(overrides)),
+        disabled=tuple(sorted(disabled)),
     )
 
 
@@ -900,7 +905,7 @@ def validate(rb: Rulebase) -> list[Problem]:
         problems.append(Problem(message, o.file, o.line, rule.id, key))
 
     for rule in rb.rules:
-        if rule.source not in rb.sources:
+        if rule.source and rule.source not in rb.sources:
             problem(rule, f"unknown source {rule.source!r}{did_you_mean(rule.source, rb.sources)}", "source")
         if rule.caveat_source and rule.caveat_source not in rb.sources:
             problem(
@@ -921,9 +926,13 @@ def validate(rb: Rulebase) -> list[Problem]:
         for tech, _ in rule.then.score:
             if tech not in rb.techniques:
                 problem(rule, f"unknown technique {tech!r}{did_you_mean(tech, rb.techniques)}", "then.score")
-        for fact, _value in rule.then.derive:
+        for fact, value in rule.then.derive:
             if fact in rb.fields and rb.fields[fact].type == "list":
                 problem(rule, f"cannot derive {fact!r}: it is a list field", "then.derive")
+            elif len(types[fact]) > 1:
+                # True == 1 in both Python and the engine: one type per fact keeps matches exact.
+                problem(rule, f"fact {fact!r} is given or derived as {' and '.join(sorted(types[fact]))} "
+                        f"values; derive it as {_value_type(value)} everywhere", "then.derive")
         for flag in rule.then.flag:
             if flag not in rb.red_flags:
                 problem(rule, f"unknown red flag {flag!r}{did_you_mean(flag, rb.red_flags)}", "then.flag")
@@ -1076,7 +1085,7 @@ def _check_examples(rb: Rulebase) -> list[Problem]:
                 out.append(Problem(f"example {ex.name!r}: unknown technique {tech!r}"
                                    f"{did_you_mean(tech, rb.techniques)}", o.file, o.line, key="expect"))
         for rid in (*e.fired, *e.not_fired):
-            if rid not in rb.by_id:
+            if rid not in rb.by_id and rid not in rb.disabled:
                 out.append(Problem(f"example {ex.name!r}: unknown rule {rid!r}{did_you_mean(rid, rb.by_id)}",
                                    o.file, o.line, key="expect"))
     return out

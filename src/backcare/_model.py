@@ -261,6 +261,9 @@ class Rulebase:
     urgency_actions: dict[str, str]
     examples: tuple[Example, ...]
     safety_overrides: tuple[str, ...] = ()
+    #: Rules a later pack disabled: gone from ``rules``, but still names an
+    #: earlier pack's examples may use.
+    disabled: tuple[str, ...] = ()
     by_id: dict[str, Rule] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
