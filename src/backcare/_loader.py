@@ -242,8 +242,9 @@ class _Ctx:
     def problem(self, message: str, key: str | None = None) -> None:
         self.problems.append(Problem(message, self.file, self.line(key), self.rule_id, key))
 
-    def origin(self) -> Origin:
-        return Origin(self.file, self.line(), self.pack)
+    def origin(self, keys: Iterable[str] = ()) -> Origin:
+        lines = tuple((k, line) for k in keys if (line := self.line(k)) is not None)
+        return Origin(self.file, self.line(), self.pack, lines)
 
 
 def _check_keys(ctx: _Ctx, data: Mapping[str, Any], schema: Mapping[str, Key], prefix: str = "") -> None:
@@ -508,7 +509,7 @@ def _parse_rule(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
     pack.rules.append(
         (
             Rule(rid, title or "", tuple(conditions), then or Conclusion(), because or "", source or "",
-                 evidence or "claim", caveat, caveat_source, safety, ctx.origin()),
+                 evidence or "claim", caveat, caveat_source, safety, ctx.origin(d)),
             replace,
         )
     )
@@ -902,7 +903,7 @@ def validate(rb: Rulebase) -> list[Problem]:
 
     def problem(rule: Rule, message: str, key: str) -> None:
         o = rule.origin or Origin("<rules>")
-        problems.append(Problem(message, o.file, o.line, rule.id, key))
+        problems.append(Problem(message, o.file, o.line_of(key), rule.id, key))
 
     for rule in rb.rules:
         if rule.source and rule.source not in rb.sources:
@@ -957,8 +958,8 @@ def validate(rb: Rulebase) -> list[Problem]:
 
 def _check_tests(rule: Rule, cond: Condition, types: set[str], rb: Rulebase) -> list[Problem]:
     out: list[Problem] = []
-    o = rule.origin or Origin("<rules>")
     key = f"when.{cond.fact}"
+    o = attrs.evolve(rule.origin or Origin("<rules>"), line=(rule.origin or Origin("<rules>")).line_of(key))
     spec = rb.fields.get(cond.fact)
     for test in cond.tests:
         if "list" in types:

@@ -51,9 +51,19 @@ class Origin:
     file: str
     line: int | None = None
     pack: str | None = attrs.field(default=None, eq=False)
+    #: Lines of the entry's keys, so later checks can point at the key itself.
+    key_lines: tuple[tuple[str, int], ...] = attrs.field(default=(), eq=False, repr=False)
 
     def __str__(self) -> str:
         return self.file if self.line is None else f"{self.file}:{self.line}"
+
+    def line_of(self, key: str | None) -> int | None:
+        """The line of ``key`` (its first dotted part) in this entry, else the entry's."""
+        if key:
+            found = dict(self.key_lines).get(key.split(".")[0])
+            if found is not None:
+                return found
+        return self.line
 
 
 @attrs.frozen
