@@ -179,9 +179,14 @@ class Recommendation:
             out.append("No technique is indicated by this profile.")
         if self.excluded:
             out += ["", "Excluded:"]
+            # Techniques excluded for the same reasons are listed together.
+            groups: dict[tuple[Step, ...], list[str]] = {}
             for e in self.excluded:
-                out.append(f"  - {e.name}:")
-                out += _steps(e.reasons, "      ")
+                groups.setdefault(e.reasons, []).append(e.name)
+            for reasons, names in groups.items():
+                out += textwrap.wrap("- " + ", ".join(names) + ":", 79, initial_indent="  ",
+                                     subsequent_indent="    ")
+                out += _steps(reasons, "    ")
         for title, items in (("Warnings", self.warnings), ("Notes", self.notes)):
             if items:
                 out += ["", f"{title}:"]
