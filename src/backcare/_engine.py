@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -53,9 +54,43 @@ class Trace:
     derived: tuple[Fact, ...]
 
 
+#: Integers beyond this lose exactness where durable-rules compares them with doubles.
+MAX_EXACT_INT = 2**53
+
+
+def representable(value: object) -> bool:
+    """Whether durable-rules reads ``value`` back exactly as Python holds it.
+
+    Measured: a float written with an exponent but no decimal point (``1e-05``,
+    ``1e+16``) is a parse error (code 204) in a fact and in a rule; a string
+    with a lone surrogate cannot be encoded; integers compare exactly only up
+    to 2**53 once a double is involved.
+    """
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -MAX_EXACT_INT <= value <= MAX_EXACT_INT
+    if isinstance(value, float):
+        return math.isfinite(value) and "." in repr(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    return False
+
+
+def _canonical(value: Scalar) -> Scalar:
+    """An integral float as the int it equals, so 1 and 1.0 are one fact whichever comes first."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_INT:
+        return int(value)
+    return value
+
+
 def derived_facts(rule: Rule) -> list[Fact]:
     """The facts a rule asserts when it fires (derived facts and red flags)."""
-    return [*rule.then.derive, *(("red_flags", f) for f in rule.then.flag)]
+    return [*((n, _canonical(v)) for n, v in rule.then.derive), *(("red_flags", f) for f in rule.then.flag)]
 
 
 def _compile_test(test: Test) -> dict[str, Any]:

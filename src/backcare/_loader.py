@@ -450,11 +450,11 @@ def _parse_test(ctx: _Ctx, fact: str, raw: Any) -> tuple[Test, ...] | None:
             continue
         if op == "in":
             if not (isinstance(value, list) and value and all(_is_scalar(v) for v in value)):
-                ctx.problem(f"'in' on {fact!r} needs a non-empty list of values", key)
+                ctx.problem(f"'in' on {fact!r} needs a non-empty list of values{_NUMBER_LIMITS}", key)
                 continue
             value = tuple(value)
         elif not _is_scalar(value):
-            ctx.problem(f"{op!r} on {fact!r} needs a string, number or boolean, got {value!r}"[:300], key)
+            ctx.problem(f"{op!r} on {fact!r} needs a string, number or boolean{_NUMBER_LIMITS}, got {value!r}"[:300], key)
             continue
         elif op in ("gt", "ge", "lt", "le") and (isinstance(value, bool) or not isinstance(value, (int, float))):
             ctx.problem(f"{op!r} on {fact!r} compares numbers, got {value!r}", key)
@@ -468,10 +468,15 @@ _OPERATOR_HINTS = {"gte": "ge", "lte": "le", "neq": "ne", "equals": "eq", "==": 
                    ">": "gt", ">=": "ge", "<": "lt", "<=": "le", "has": "contains", "includes": "contains"}
 
 
+#: What the engine can represent (see ``_engine.representable``), for error messages.
+_NUMBER_LIMITS = (" (numbers: finite, at most 2**53 in size, and not a single digit with an exponent"
+                  " such as 1e-05 or 1e+16, which durable-rules cannot parse)")
+
+
 def _is_scalar(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return isinstance(value, (str, int, bool))
+    from ._engine import representable  # e.g. 1e-05 is a parse error inside durable-rules
+
+    return isinstance(value, (str, int, bool, float)) and representable(value)
 
 
 def _parse_rule(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
@@ -532,7 +537,7 @@ def _parse_then(ctx: _Ctx, raw: dict[str, Any]) -> Conclusion | None:
                 if not NAME_RE.match(fact):
                     ctx.problem(f"derived fact name {fact!r} must be lower_snake_case", "then.derive")
                 elif not _is_scalar(v):
-                    ctx.problem(f"derived fact {fact!r} needs a string, number or boolean value", "then.derive")
+                    ctx.problem(f"derived fact {fact!r} needs a string, number or boolean value{_NUMBER_LIMITS}", "then.derive")
                 else:
                     derive.append((fact, v))
     score: list[tuple[str, float]] = []
@@ -966,6 +971,11 @@ def _check_tests(rule: Rule, cond: Condition, types: set[str], rb: Rulebase) -> 
             if test.op != "contains":
                 out.append(Problem(f"{cond.fact!r} is a list: test it with contains = \"id\"", o.file, o.line,
                                    rule.id, key))
+                continue
+            if not isinstance(test.value, str):
+                # durable-rules compares a string with a number through uninitialised memory.
+                out.append(Problem(f"{cond.fact!r} holds strings: contains needs a string id, got {test.value!r}",
+                                   o.file, o.line, rule.id, key))
                 continue
             catalogue = {"red_flags": rb.red_flags, "conditions": rb.contraindications}.get(cond.fact)
             allowed = catalogue if catalogue is not None else (spec.choices if spec and spec.choices else None)

@@ -7,6 +7,7 @@ result must never depend on what some other caller loaded).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 from collections import OrderedDict
@@ -17,8 +18,8 @@ from typing import Any, Union
 
 import attrs
 
-from ._engine import Engine
-from ._errors import ProfileError
+from ._engine import Engine, representable
+from ._errors import EngineError, ProfileError, RuleError
 from ._loader import default_rules_path, load
 from ._model import Contraindication, RedFlag, Rulebase
 from ._profile import FieldSpec, Profile
@@ -69,8 +70,11 @@ class Recommender:
         packs += [Path(p) for p in rules]
         self.rulebase: Rulebase = load(packs, allow_safety_overrides=allow_safety_overrides)
         self._fields = _effective_fields(self.rulebase)
-        self._engine = Engine(self.rulebase)
-        self._cache: OrderedDict[Profile, Recommendation] = OrderedDict()
+        try:
+            self._engine = Engine(self.rulebase)
+        except EngineError as exc:  # a pack the loader's checks let through: still the pack's fault
+            raise RuleError(f"the rules engine refused this rulebase: {exc}") from exc
+        self._cache: OrderedDict[Any, Recommendation] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._hits = 0
         self._misses = 0
@@ -97,12 +101,23 @@ class Recommender:
     def profile(self, profile: ProfileLike) -> Profile:
         """Validate ``profile`` against this recommender's fields and catalogues."""
         if isinstance(profile, Profile):
-            return Profile.from_dict(profile.to_dict(), self._fields)
-        if isinstance(profile, Mapping):
-            return Profile.from_dict(profile, self._fields)
-        raise ProfileError(
-            f"a profile must be a backcare.Profile or a mapping, got {type(profile).__name__}"
-        )
+            valid = Profile.from_dict(profile.to_dict(), self._fields)
+        elif isinstance(profile, Mapping):
+            valid = Profile.from_dict(profile, self._fields)
+        else:
+            raise ProfileError(
+                f"a profile must be a backcare.Profile or a mapping, got {type(profile).__name__}"
+            )
+        for name, value in valid.extra:  # core fields are bounded; pack fields may not be
+            for item in value if isinstance(value, tuple) else (value,):
+                if not representable(item):
+                    raise ProfileError(
+                        f"field {name!r}: {item!r}"[:120] + " cannot be passed to the rules engine exactly "
+                        "(numbers: at most 2**53 in size, not a single digit with an exponent such as "
+                        "1e-05; strings: valid Unicode)",
+                        field=name,
+                    )
+        return valid
 
     def recommend(self, profile: ProfileLike) -> Recommendation:
         """Rank techniques for one profile; see :func:`backcare.recommend`."""
@@ -110,26 +125,29 @@ class Recommender:
 
     def _recommend_valid(self, profile: Profile) -> Recommendation:
         if self._maxsize:
+            key = _cache_key(profile)
             with self._cache_lock:
-                hit = self._cache.get(profile)
+                hit = self._cache.get(key)
                 if hit is not None:
-                    self._cache.move_to_end(profile)
+                    self._cache.move_to_end(key)
                     self._hits += 1
                     return hit
                 self._misses += 1
-        result = self._evaluate(profile)
-        if self._maxsize:
-            self._store(profile, result)
-        return result
+            result = self._evaluate(profile)
+            self._store(key, result)
+            return result
+        with self._cache_lock:
+            self._misses += 1
+        return self._evaluate(profile)
 
     def _evaluate(self, profile: Profile) -> Recommendation:
         trace = self._engine.evaluate(profile.facts())
         return build(self.rulebase, profile.to_dict(), trace)
 
-    def _store(self, profile: Profile, result: Recommendation) -> None:
+    def _store(self, key: Any, result: Recommendation) -> None:
         with self._cache_lock:
-            self._cache[profile] = result
-            self._cache.move_to_end(profile)
+            self._cache[key] = result
+            self._cache.move_to_end(key)
             while len(self._cache) > self._maxsize:
                 self._cache.popitem(last=False)
 
@@ -144,34 +162,54 @@ class Recommender:
         spread over that many local worker processes, each rebuilding its own
         engine from this recommender's rule sources.
         """
+        if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int)
+                                      or processes < 1):
+            raise ValueError(f"processes must be an integer >= 1 or None, got {processes!r}")
         valid: list[Profile] = []
         for index, p in enumerate(profiles):
             try:
                 valid.append(self.profile(p))
             except ProfileError as exc:
                 raise ProfileError(f"profile #{index}: {exc}", field=exc.field) from exc
-        if not processes or processes <= 1:
-            return [self._recommend_valid(p) for p in valid]
-
-        results: dict[Profile, Recommendation] = {}
-        todo: list[Profile] = []
-        for p in dict.fromkeys(valid):
-            with self._cache_lock:
-                hit = self._cache.get(p) if self._maxsize else None
-                if hit is not None:
-                    self._hits += 1
-                    results[p] = hit
+        keys = [_cache_key(p) for p in valid]
+        # Each input counts once: a hit if cached or seen earlier in this batch, else a miss.
+        results: dict[Any, Recommendation] = {}
+        todo: dict[Any, Profile] = {}
+        hits = misses = 0
+        with self._cache_lock:
+            for key, p in zip(keys, valid):
+                if key in results or key in todo:
+                    hits += 1
                     continue
-                self._misses += 1
-            todo.append(p)
-        if todo:
-            chunk = max(1, len(todo) // (processes * 4))
-            with ProcessPoolExecutor(processes, initializer=_worker_init, initargs=(self,)) as pool:
-                for p, r in zip(todo, pool.map(_worker_recommend, todo, chunksize=chunk)):
-                    results[p] = r
-                    if self._maxsize:
-                        self._store(p, r)
-        return [results[p] for p in valid]
+                hit = self._cache.get(key) if self._maxsize else None
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    results[key] = hit
+                    hits += 1
+                else:
+                    todo[key] = p
+                    misses += 1
+            self._hits += hits
+            self._misses += misses
+        if todo and (processes or 1) > 1 and len(todo) > 1:
+            items = list(todo.items())
+            workers = min(processes or 1, len(items))
+            chunk = max(1, len(items) // (workers * 4))
+            # spawn, not fork: the worker rebuilds its engine from the rule sources
+            # rather than inheriting a durable-rules host (and maybe a held lock).
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                     initargs=(self,)) as pool:
+                computed = pool.map(_worker_recommend, [p for _, p in items], chunksize=chunk)
+                for (key, _), r in zip(items, computed):
+                    results[key] = r
+        else:
+            for key, p in todo.items():
+                results[key] = self._evaluate(p)
+        if self._maxsize:
+            for key in todo:
+                self._store(key, results[key])
+        return [results[k] for k in keys]
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses and size of the result cache."""
@@ -191,6 +229,18 @@ class Recommender:
     def conditions(self) -> list[Contraindication]:
         """The contraindication catalogue, sorted by id."""
         return list(self.rulebase.contraindications.values())
+
+
+def _cache_key(profile: Profile) -> Any:
+    """The cache key of a validated profile.
+
+    Profiles compare with Python equality, where 1 == 1.0: a pack's number
+    field given 1 and 1.0 would share a result whose ``profile`` shows the
+    other value. Core fields have one type each; pack fields carry theirs.
+    """
+    if not profile.extra:
+        return profile
+    return (profile, tuple(type(v).__name__ for _, v in profile.extra))
 
 
 def _effective_fields(rb: Rulebase) -> dict[str, FieldSpec]:
