@@ -322,12 +322,38 @@ class _RawPack:
     disable: list[tuple[str, Origin]] = attrs.Factory(list)
 
 
-def _parse_file(path: Path, shown: str, pack: _RawPack, problems: list[Problem]) -> None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(f"cannot read rule file: {exc}", shown))
-        return
+@attrs.frozen
+class PackText:
+    """A rule pack held in memory: a display name and each file's (display name, TOML text).
+
+    The loader reads a pack from disk into one of these before parsing, and
+    accepts one in place of a path, so a recommender can be rebuilt where its
+    rule files do not exist (another process, another machine). Problems name
+    the files by their display names, exactly as when read from disk.
+    """
+
+    name: str
+    files: tuple[tuple[str, str], ...]
+
+
+def _read_pack(path: Path, problems: list[Problem]) -> PackText | None:
+    """Read a pack's files; None (and a problem) if the pack is missing."""
+    if not path.exists():
+        problems.append(Problem(f"rule pack not found: {path}", str(path)))
+        return None
+    files = pack_files(path)
+    if not files:
+        problems.append(Problem("no .toml rule files in this directory", str(path)))
+    texts = []
+    for file in files:
+        try:
+            texts.append((str(file), file.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(f"cannot read rule file: {exc}", str(file)))
+    return PackText(str(path), tuple(texts))
+
+
+def _parse_text(text: str, shown: str, pack: _RawPack, problems: list[Problem]) -> None:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -686,21 +712,34 @@ def pack_files(path: Path) -> list[Path]:
     return [path]
 
 
-def load(packs: Sequence[Path], *, allow_safety_overrides: bool = False) -> Rulebase:
-    """Parse, merge and validate packs in order; raise one RuleError listing every problem."""
+def load(packs: Sequence[Path | str | PackText], *, allow_safety_overrides: bool = False) -> Rulebase:
+    """Parse, merge and validate packs in order; raise one RuleError listing every problem.
+
+    A pack is a path (a TOML file or a directory of them) or a :class:`PackText`.
+    """
+    return load_with_sources(packs, allow_safety_overrides=allow_safety_overrides)[0]
+
+
+def load_with_sources(
+    packs: Sequence[Path | str | PackText], *, allow_safety_overrides: bool = False
+) -> tuple[Rulebase, tuple[PackText, ...]]:
+    """:func:`load`, also returning the text of every pack exactly as it was parsed."""
     problems: list[Problem] = []
     raw_packs: list[_RawPack] = []
-    for path in packs:
-        path = Path(path)
-        pack = _RawPack(str(path))
-        if not path.exists():
-            problems.append(Problem(f"rule pack not found: {path}", str(path)))
+    sources: list[PackText] = []
+    for item in packs:
+        if isinstance(item, PackText):
+            source: PackText | None = item
+            if not item.files:
+                problems.append(Problem("no rule files in this in-memory pack", item.name))
+        else:
+            source = _read_pack(Path(item), problems)
+        if source is None:
             continue
-        files = pack_files(path)
-        if not files:
-            problems.append(Problem("no .toml rule files in this directory", str(path)))
-        for file in files:
-            _parse_file(file, str(file), pack, problems)
+        sources.append(source)
+        pack = _RawPack(source.name)
+        for shown, text in source.files:
+            _parse_text(text, shown, pack, problems)
         raw_packs.append(pack)
     rulebase = _merge(raw_packs, problems, allow_safety_overrides)
     if rulebase is not None:
@@ -708,7 +747,7 @@ def load(packs: Sequence[Path], *, allow_safety_overrides: bool = False) -> Rule
     if problems:
         raise RuleError(_dedupe(problems))
     assert rulebase is not None
-    return rulebase
+    return rulebase, tuple(sources)
 
 
 def _dedupe(problems: Iterable[Problem]) -> list[Problem]:

@@ -7,6 +7,7 @@ result must never depend on what some other caller loaded).
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import threading
@@ -20,7 +21,7 @@ import attrs
 
 from ._engine import Engine, representable
 from ._errors import EngineError, ProfileError, RuleError
-from ._loader import default_rules_path, load
+from ._loader import PackText, default_rules_path, load_with_sources
 from ._model import Contraindication, RedFlag, Rulebase
 from ._profile import FieldSpec, Profile
 from ._reasoning import build
@@ -48,6 +49,12 @@ class Recommender:
     disable or replace safety rules; every result then says so. Results for
     equal profiles are cached (``cache_size`` of them; 0 turns the cache off).
 
+    A recommender pickles by the text of its extra packs, read once when it
+    was built, so it can be sent to a worker process or machine where those
+    files do not exist; the worker re-reads the default pack from its own
+    installed backcare, refuses if that differs from the one used here, and
+    builds the engine once per process however many times it is unpickled.
+
     >>> rec = Recommender()
     >>> rec.recommend({"stiffness": True}).techniques[0].id
     'swedish_massage'
@@ -55,20 +62,24 @@ class Recommender:
 
     def __init__(
         self,
-        rules: Sequence[PathLike] = (),
+        rules: Sequence[PathLike | PackText] = (),
         *,
         include_default: bool = True,
         allow_safety_overrides: bool = False,
         cache_size: int = 1024,
     ) -> None:
-        if isinstance(rules, (str, os.PathLike)):
+        if isinstance(rules, (str, os.PathLike, PackText)):
             rules = [rules]
         if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 0:
             raise ValueError(f"cache_size must be an integer >= 0, got {cache_size!r}")
-        self._args = (tuple(str(p) for p in rules), include_default, allow_safety_overrides, cache_size)
-        packs = [default_rules_path()] if include_default else []
-        packs += [Path(p) for p in rules]
-        self.rulebase: Rulebase = load(packs, allow_safety_overrides=allow_safety_overrides)
+        packs: list[Path | PackText] = [default_rules_path()] if include_default else []
+        packs += [p if isinstance(p, PackText) else Path(p) for p in rules]
+        self.rulebase: Rulebase
+        self.rulebase, texts = load_with_sources(packs, allow_safety_overrides=allow_safety_overrides)
+        # What __reduce__ sends: the extra packs' texts as parsed, plus a digest of the default pack.
+        extra = texts[1:] if include_default else texts
+        self._args = (extra, include_default, allow_safety_overrides, cache_size,
+                      _digest(texts[0]) if include_default else "")
         self._fields = _effective_fields(self.rulebase)
         try:
             self._engine = Engine(self.rulebase)
@@ -81,12 +92,12 @@ class Recommender:
         self._maxsize = cache_size
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Pickle by rule sources: a worker process rebuilds its own engine.
-        rules, include_default, allow, cache_size = self._args
-        return (_rebuild, (rules, include_default, allow, cache_size))
+        # Pickle by rule content: a worker process rebuilds its own engine (once, see _rebuild).
+        return (_rebuild, self._args)
 
     def __repr__(self) -> str:
-        return f"Recommender(rules={list(self._args[0])!r}, rules_loaded={len(self.rulebase.rules)})"
+        names = [p.name for p in self._args[0]]
+        return f"Recommender(rules={names!r}, rules_loaded={len(self.rulebase.rules)})"
 
     @property
     def fields(self) -> Mapping[str, FieldSpec]:
@@ -157,10 +168,14 @@ class Recommender:
         """Recommend for many profiles, in input order.
 
         Every profile is validated first, so a bad one fails the batch before
-        any work is done, naming its index. Repeated profiles are evaluated
-        once. With ``processes`` > 1 the distinct uncached profiles are
-        spread over that many local worker processes, each rebuilding its own
-        engine from this recommender's rule sources.
+        any work is done, naming its index. With the cache on, repeated
+        profiles are evaluated once and each input counts once in
+        :meth:`cache_info`: a hit if it was cached or seen earlier in this
+        batch, else a miss. With ``cache_size=0`` nothing is reused: every
+        input is evaluated and counts as a miss. With ``processes`` > 1 the
+        profiles to evaluate are spread over that many local worker processes
+        (spawned, each rebuilding its own engine from this recommender's rule
+        texts); the results are the same as sequential ones.
         """
         if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int)
                                       or processes < 1):
@@ -171,8 +186,11 @@ class Recommender:
                 valid.append(self.profile(p))
             except ProfileError as exc:
                 raise ProfileError(f"profile #{index}: {exc}", field=exc.field) from exc
+        if not self._maxsize:
+            with self._cache_lock:
+                self._misses += len(valid)
+            return self._evaluate_all(valid, processes)
         keys = [_cache_key(p) for p in valid]
-        # Each input counts once: a hit if cached or seen earlier in this batch, else a miss.
         results: dict[Any, Recommendation] = {}
         todo: dict[Any, Profile] = {}
         hits = misses = 0
@@ -181,7 +199,7 @@ class Recommender:
                 if key in results or key in todo:
                     hits += 1
                     continue
-                hit = self._cache.get(key) if self._maxsize else None
+                hit = self._cache.get(key)
                 if hit is not None:
                     self._cache.move_to_end(key)
                     results[key] = hit
@@ -191,25 +209,23 @@ class Recommender:
                     misses += 1
             self._hits += hits
             self._misses += misses
-        if todo and (processes or 1) > 1 and len(todo) > 1:
-            items = list(todo.items())
-            workers = min(processes or 1, len(items))
-            chunk = max(1, len(items) // (workers * 4))
-            # spawn, not fork: the worker rebuilds its engine from the rule sources
-            # rather than inheriting a durable-rules host (and maybe a held lock).
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                                     initargs=(self,)) as pool:
-                computed = pool.map(_worker_recommend, [p for _, p in items], chunksize=chunk)
-                for (key, _), r in zip(items, computed):
-                    results[key] = r
-        else:
-            for key, p in todo.items():
-                results[key] = self._evaluate(p)
-        if self._maxsize:
-            for key in todo:
-                self._store(key, results[key])
+        for key, r in zip(todo, self._evaluate_all(list(todo.values()), processes)):
+            results[key] = r
+            self._store(key, r)
         return [results[k] for k in keys]
+
+    def _evaluate_all(self, profiles: list[Profile], processes: int | None) -> list[Recommendation]:
+        """Evaluate validated profiles in order, here or over ``processes`` local processes."""
+        if (processes or 1) < 2 or len(profiles) < 2:
+            return [self._evaluate(p) for p in profiles]
+        workers = min(processes or 1, len(profiles))
+        chunk = max(1, len(profiles) // (workers * 4))
+        # spawn, not fork: the worker rebuilds its engine from the rule texts
+        # rather than inheriting a durable-rules host (and maybe a held lock).
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                 initargs=(self,)) as pool:
+            return list(pool.map(_worker_recommend, profiles, chunksize=chunk))
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses and size of the result cache."""
@@ -254,10 +270,54 @@ def _effective_fields(rb: Rulebase) -> dict[str, FieldSpec]:
     return out
 
 
-def _rebuild(rules: tuple[str, ...], include_default: bool, allow: bool, cache_size: int) -> Recommender:
-    return Recommender(
-        list(rules), include_default=include_default, allow_safety_overrides=allow, cache_size=cache_size
-    )
+def _digest(pack: PackText) -> str:
+    """A fingerprint of a pack's content, independent of where its files live."""
+    h = hashlib.sha256()
+    root = Path(pack.name)
+    for shown, text in pack.files:
+        try:
+            name = Path(shown).relative_to(root).as_posix()
+        except ValueError:
+            name = Path(shown).name
+        for part in (name, text):
+            data = part.encode("utf-8")
+            h.update(len(data).to_bytes(8, "little"))
+            h.update(data)
+    return h.hexdigest()
+
+
+_rebuilt: OrderedDict[tuple[Any, ...], Recommender] = OrderedDict()
+_rebuilt_lock = threading.Lock()
+_REBUILT_MAX = 8
+
+
+def _rebuild(
+    packs: tuple[PackText, ...], include_default: bool, allow: bool, cache_size: int, default_digest: str
+) -> Recommender:
+    """Unpickle a recommender: built once per process for each distinct content.
+
+    A Dask task or a process-pool chunk unpickles its recommender every time;
+    the memo makes that a dictionary lookup after the first.
+    """
+    key = (packs, include_default, allow, cache_size, default_digest)
+    with _rebuilt_lock:
+        hit = _rebuilt.get(key)
+        if hit is not None:
+            _rebuilt.move_to_end(key)
+            return hit
+        rec = Recommender(
+            list(packs), include_default=include_default, allow_safety_overrides=allow, cache_size=cache_size
+        )
+        if rec._args[4] != default_digest:
+            raise RuleError(
+                "cannot rebuild this recommender here: the default rule pack installed in this process "
+                f"({default_rules_path()}) differs from the one it was built with; install the same "
+                "backcare version on every worker"
+            )
+        _rebuilt[key] = rec
+        while len(_rebuilt) > _REBUILT_MAX:
+            _rebuilt.popitem(last=False)
+        return rec
 
 
 _worker: Recommender | None = None
