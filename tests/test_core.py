@@ -263,6 +263,12 @@ def test_engine_has_no_timer_threads():
 
 
 def test_public_surface_is_small():
+    assert set(backcare.__all__) == {
+        "DISCLAIMER", "BackcareError", "CacheInfo", "Contraindication", "EngineError", "Exclusion",
+        "FieldSpec", "Problem", "Profile", "ProfileError", "RankedTechnique", "Recommendation",
+        "Recommender", "RedFlag", "Referral", "RuleError", "Step", "__version__", "conditions",
+        "recommend", "recommend_frame", "red_flags",
+    }
     assert set(backcare.__all__) <= set(dir(backcare))
     for name in backcare.__all__:
         obj = getattr(backcare, name)

@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 from ._errors import BackcareError, EngineError, Problem, ProfileError, RuleError
+from ._frame import recommend_frame
 from ._model import Contraindication, RedFlag
 from ._profile import FieldSpec, Profile
 from ._recommender import CacheInfo, Recommender, conditions, recommend, red_flags
@@ -45,5 +46,6 @@ __all__ = [
     "__version__",
     "conditions",
     "recommend",
+    "recommend_frame",
     "red_flags",
 ]

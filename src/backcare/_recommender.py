@@ -186,6 +186,10 @@ class Recommender:
                 valid.append(self.profile(p))
             except ProfileError as exc:
                 raise ProfileError(f"profile #{index}: {exc}", field=exc.field) from exc
+        return self._recommend_profiles(valid, processes)
+
+    def _recommend_profiles(self, valid: list[Profile], processes: int | None = None) -> list[Recommendation]:
+        """:meth:`recommend_many` on profiles this recommender has validated."""
         if not self._maxsize:
             with self._cache_lock:
                 self._misses += len(valid)
