@@ -1,0 +1,738 @@
+"""Sphinx extension: the parts of the backcare docs that are generated.
+
+At ``builder-inited`` it writes reStructuredText fragments into
+``docs/_generated/`` (gitignored) from the objects the library itself uses:
+
+- ``profile-fields.rst``  from ``backcare._profile.core_fields()``
+- ``rule-schema.rst``     from ``backcare._loader.SCHEMA`` and the nested key tables
+- ``catalogue-*.rst``     from the default rulebase: techniques, every rule,
+  red flags, contraindications, urgency actions, and ``chain.dot``, the
+  diagram of how profile fields and derived facts chain into techniques
+- ``seed-claims.rst``     the rules that encode the seed document, with their grade
+- ``sources.rst`` and ``evidence-levels.rst``
+- ``cli.rst``             from ``backcare._cli._parser()``
+
+Pages include these fragments, so nothing about the rules is copied by hand.
+A fragment is rewritten only when its text changes, so incremental builds
+stay incremental.
+
+It also adds the ``backcare-command`` directive, which runs a ``backcare``
+command line at build time and shows its real output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+
+import backcare
+from backcare import _cli, _loader, _model, _profile
+
+GENERATED = "_generated"
+
+#: Fill colours of rule boxes in the diagram, by evidence level; the legend
+#: below the diagram uses the same colours (see _static/backcare.css).
+EVIDENCE_COLOURS = {"guideline": "#cfe9d2", "trial": "#d3e3f6", "low": "#fbe6c2", "claim": "#f6d2d2"}
+FIELD_COLOUR = "#e4e4f4"
+FACT_COLOUR = "#fff7d6"
+TECHNIQUE_COLOUR = "#c9ecd0"
+SAFETY_COLOUR = "#c0392b"
+
+
+# ---------------------------------------------------------------------------
+# reStructuredText helpers
+
+
+def esc(text: str) -> str:
+    """Escape free text for inline reStructuredText (whitespace runs become one space)."""
+    text = re.sub(r"\s+", " ", str(text))
+    text = text.replace("\\", "\\\\")
+    for ch in "*`|_[]":
+        text = text.replace(ch, "\\" + ch)
+    if re.match(r"^([-+*#]|\d+\.)\s", text):
+        text = "\\" + text
+    return text
+
+
+def lit(text: object) -> str:
+    """An inline literal."""
+    text = " ".join(str(text).split())
+    if "`" in text:
+        return esc(text)
+    return f"``{text}``"
+
+
+def indent(lines: Iterable[str], by: int = 3) -> list[str]:
+    pad = " " * by
+    return [pad + line if line else "" for line in lines]
+
+
+def list_table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str, widths: str = "auto") -> list[str]:
+    out = [".. list-table::", "   :header-rows: 1", f"   :class: {cls}", f"   :widths: {widths}", ""]
+    for row in [header, *rows]:
+        for i, cell in enumerate(row):
+            out.append(("   * - " if i == 0 else "     - ") + (cell or ""))
+    return out + [""]
+
+
+def heading(text: str, char: str) -> list[str]:
+    return [text, char * max(len(text), 4), ""]
+
+
+def make_id(text: str) -> str:
+    return nodes.make_id(text)
+
+
+def rule_label(rule_id: str) -> str:
+    return f"rule-{rule_id}"
+
+
+def source_ref(source_id: str) -> str:
+    return f":ref:`{source_id} <source-{source_id}>`"
+
+
+def rule_ref(rule_id: str) -> str:
+    return f":ref:`{rule_id} <{rule_label(rule_id)}>`"
+
+
+#: Roles the fragments use: each renders its text as a span with the role's
+#: name as class, for the CSS and for tests that read the built pages.
+CLASS_ROLES = ("backcare-rule-id", "backcare-red-flag-id", "backcare-contraindication-id", "backcare-badge",
+               *(f"backcare-evidence-{level}" for level in _model.EVIDENCE_LEVELS))
+
+
+def roles() -> list[str]:
+    return []
+
+
+def _class_role(cls: str) -> Any:
+    def role(name: str, rawtext: str, text: str, lineno: int, inliner: Any,
+             options: Any = None, content: Any = None) -> tuple[list[nodes.Node], list[nodes.system_message]]:
+        return [nodes.inline(rawtext, text, classes=[cls])], []
+
+    return role
+
+
+def show_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def shown_path(file: str | None) -> str:
+    """A rule file's path as the reader knows it: ``rules/<name>.toml``."""
+    if not file:
+        return "?"
+    try:
+        return "rules/" + Path(file).resolve().relative_to(_loader.default_rules_path().resolve()).as_posix()
+    except ValueError:
+        return Path(file).name
+
+
+def evidence_badge(level: str) -> str:
+    return f":backcare-evidence-{level}:`{level}`"
+
+
+# ---------------------------------------------------------------------------
+# Fragments
+
+
+def profile_fields() -> list[str]:
+    rows = []
+    for spec in _profile.core_fields().values():
+        accepts = esc(spec.expected())
+        if spec.choices_from:
+            target = {"red_flags": "catalogue-red-flags", "conditions": "catalogue-contraindications"}[spec.choices_from]
+            accepts = f"a list of ids from the :ref:`{spec.choices_from} catalogue <{target}>`"
+        if spec.default is not None:
+            accepts += f"; default {lit(show_value(spec.default))}"
+        rows.append([f"``{spec.name}``", lit(spec.type), accepts, esc(spec.description)])
+    return list_table(["Field", "Type", "Accepts", "Meaning"], rows, "backcare-fields", "20 8 32 40")
+
+
+def _key_rows(keys: dict[str, Any]) -> list[list[str]]:
+    return [[f"``{k.name}``", esc(k.type), "yes" if k.required else "", _doc_with_literals(k.doc)]
+            for k in keys.values()]
+
+
+def _doc_with_literals(doc: str) -> str:
+    """Key docs mark names with single backquotes (Markdown style): render them as literals."""
+    parts = doc.split("`")
+    return "".join(f"``{p}``" if i % 2 else esc(p) for i, p in enumerate(parts)).strip()
+
+
+def rule_schema() -> list[str]:
+    single = {"pack", "urgency"}
+    out: list[str] = []
+    for table, keys in _loader.SCHEMA.items():
+        title = f"[{table}]" if table in single else f"[[{table}]]"
+        out += [f".. _schema-{table}:", ""] + heading(title, "~")
+        if table == "urgency":
+            out += ["One sub-table per urgency level, e.g. ``[urgency.emergency]``, each with one key,",
+                    "``action``: what the person should do, shown with every referral of that urgency.", ""]
+        out += list_table(["Key", "Type", "Required", "Meaning"], _key_rows(keys), "backcare-keys", "16 14 10 60")
+    out += ['.. _schema-disable:', ""] + heading("disable", "~")
+    others = sorted(_loader.TOP_LEVEL - set(_loader.SCHEMA))
+    out += [f"A top-level key ({', '.join(lit(o) for o in others)}): a list of rule ids from earlier packs "
+            "to switch off. See :ref:`packs`.", ""]
+    nested = [("then", "The ``then`` table of a rule", _loader.THEN_KEYS),
+              ("then.exclude", "``then.exclude``", _loader.EXCLUDE_KEYS),
+              ("then.refer", "``then.refer``", _loader.REFER_KEYS),
+              ("example.expect", "The ``expect`` table of an example", _loader.EXPECT_KEYS)]
+    for name, title, keys in nested:
+        out += [f".. _schema-{name}:", ""] + heading(title, "~")
+        out += list_table(["Key", "Type", "Required", "Meaning"], _key_rows(keys), "backcare-keys", "16 14 10 60")
+    return out
+
+
+def condition_operators() -> list[str]:
+    samples = {"eq": 7, "ne": "chronic", "gt": 12, "ge": 4, "lt": 4, "le": 12,
+               "in": ("acute", "subacute"), "contains": "osteoporosis"}
+    rows = []
+    for op in _model.OPERATORS:
+        value = samples.get(op, 1)
+        toml = (f'[{", ".join(_toml(v) for v in value)}]' if isinstance(value, tuple) else _toml(value))
+        rows.append([f"``{op}``", f"``fact = {{ {op} = {toml} }}``", esc(_model.Test(op, value).describe())])
+    out = list_table(["Operator", "In a rule file", "Reads as"], rows, "backcare-operators", "15 45 40")
+    return out
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def name_patterns() -> list[str]:
+    return [f"- **id**: matches ``{_loader.ID_RE.pattern}``",
+            f"- **name**: matches ``{_loader.NAME_RE.pattern}``", ""]
+
+
+def techniques(rb: _model.Rulebase) -> list[str]:
+    rows = []
+    order = {p: i for i, p in enumerate(_model.PRESSURES)}
+    for t in sorted(rb.techniques.values(), key=lambda t: (order[t.pressure], t.id)):
+        scored = sorted({r.id for r in rb.rules for tid, _ in r.then.score if tid == t.id})
+        rows.append([f"``{t.id}``", esc(t.name), esc(t.pressure), esc(t.description),
+                     ", ".join(rule_ref(r) for r in scored) or "none"])
+    return list_table(["Id", "Name", "Pressure", "What the therapist does", "Scored by"], rows,
+                      "backcare-techniques", "14 12 9 35 30")
+
+
+def _conclusion_items(rule: _model.Rule) -> list[str]:
+    then = rule.then
+    items = []
+    for fact, value in then.derive:
+        items.append("derive " + lit(fact if value is True else f"{fact} = {show_value(value)}"))
+    if then.score:
+        items.append("score " + ", ".join(lit(f"{w:+g} {t}") for t, w in then.score))
+    for flag in then.flag:
+        items.append(f"raise red flag :ref:`{flag} <red-flag-{flag}>`")
+    if then.exclude:
+        items.append("exclude: " + esc(then.exclude.describe()))
+    if then.refer:
+        items.append(f"refer ({then.refer.urgency}): " + esc(then.refer.suspected))
+    if then.note:
+        items.append("note: " + esc(then.note))
+    if then.warn:
+        items.append("warning: " + esc(then.warn))
+    return items
+
+
+def rule_card(rule: _model.Rule, rb: _model.Rulebase) -> list[str]:
+    classes = f"backcare-rule backcare-rule-{rule.evidence}" + (" backcare-rule-safety" if rule.safety else "")
+    head = f":backcare-rule-id:`{rule.id}` {esc(rule.title)}"
+    if rule.safety:
+        head += " :backcare-badge:`safety`"
+    body = [head, ""]
+    body.append(":When: " + " and ".join(lit(c.describe()) for c in rule.when))
+    items = _conclusion_items(rule)
+    if len(items) == 1:
+        body.append(":Then: " + items[0])
+    else:
+        body += [":Then:", ""] + indent([f"- {i}" for i in items], 6)[0:]
+        body.append("")
+    body.append(":Because: " + esc(rule.because))
+    source = rb.sources[rule.source]
+    body.append(f":Source: {source_ref(source.id)}: {esc(source.citation)}")
+    if source.passage:
+        body += ["", f"      *Passage:* “{esc(source.passage)}”", ""]
+    body.append(f":Evidence: {evidence_badge(rule.evidence)} {esc(_model.EVIDENCE_MEANING[rule.evidence])}")
+    if rule.caveat:
+        cav = ":Caveat: " + esc(rule.caveat)
+        if rule.caveat_source:
+            cav += f" ({source_ref(rule.caveat_source)})"
+        body.append(cav)
+    if rule.safety:
+        body.append(":Safety: a safety rule: a pack can disable or replace it only with "
+                    "``allow_safety_overrides=True``, and results then say so")
+    if rule.origin:
+        line = f", line {rule.origin.line}" if rule.origin.line else ""
+        body.append(f":Defined in: ``{shown_path(rule.origin.file)}``{line}")
+    return [f".. _{rule_label(rule.id)}:", "", f".. container:: {classes}", ""] + indent(body) + [""]
+
+
+def _rule_sort_key(rule: _model.Rule) -> tuple[str, int, str]:
+    o = rule.origin
+    return (shown_path(o.file) if o else "", (o.line or 0) if o else 0, rule.id)
+
+
+def rules(rb: _model.Rulebase) -> list[str]:
+    by_file: dict[str, list[_model.Rule]] = {}
+    for rule in sorted(rb.rules, key=_rule_sort_key):
+        by_file.setdefault(shown_path(rule.origin.file) if rule.origin else "(generated)", []).append(rule)
+    out = roles()
+    for file, group in by_file.items():
+        plain = [r for r in group if not r.id.startswith(("red-flag.", "contraindication."))]
+        catalogue = [r for r in group if r not in plain]
+        out += heading(file, "~")
+        counts = _count(len(plain), "rule")
+        if catalogue:
+            counts += f", and {_count(len(catalogue), 'rule')} compiled from its red-flag and contraindication entries"
+        out += [f"{counts}, in file order.", ""]
+        for rule in plain:
+            out += rule_card(rule, rb)
+        if catalogue:
+            out += heading(f"Catalogue rules from {file}", "^")
+            out += ["Each ``[[red_flag]]`` becomes a rule ``red-flag.<id>`` and each ``[[contraindication]]`` "
+                    "a rule ``contraindication.<id>``; they are safety rules like the others.", ""]
+            for rule in catalogue:
+                out += rule_card(rule, rb)
+    return out
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def red_flags(rb: _model.Rulebase) -> list[str]:
+    raised_by: dict[str, list[str]] = {}
+    for rule in rb.rules:
+        for flag in rule.then.flag:
+            raised_by.setdefault(flag, []).append(rule.id)
+    order = {u: i for i, u in enumerate(_model.URGENCIES)}
+    out = roles()
+    rows = []
+    for f in sorted(rb.red_flags.values(), key=lambda f: (order[f.urgency], f.suspected, f.id)):
+        rule = rule_ref(f"red-flag.{f.id}")
+        if f.id in raised_by:
+            rule += "; also raised by " + ", ".join(rule_ref(r) for r in sorted(raised_by[f.id]))
+        rows.append([f".. _red-flag-{f.id}:\n\n       :backcare-red-flag-id:`{f.id}`", esc(f.description),
+                     esc(f.suspected), f"**{f.urgency}**", rule, source_ref(f.source)])
+    out += list_table(["Profile id", "Sign", "May point to", "Urgency", "Rule", "Source"], rows,
+                      "backcare-red-flags", "18 28 16 10 18 10")
+    return out
+
+
+def contraindications(rb: _model.Rulebase) -> list[str]:
+    out = roles()
+    rows = []
+    for c in sorted(rb.contraindications.values(), key=lambda c: (c.effect, c.id)):
+        effect = f"**{c.effect}**"
+        if c.exclude is not None and not c.exclude.all:
+            effect += ": " + esc(c.exclude.describe())
+        if c.refer:
+            effect += f"; refer ({c.refer.urgency}): {esc(c.refer.suspected)}"
+        rows.append([f":backcare-contraindication-id:`{c.id}`", esc(c.description), effect, esc(c.because),
+                     rule_ref(f"contraindication.{c.id}"), source_ref(c.source)])
+    out += list_table(["Profile id", "Condition", "Effect", "Why", "Rule", "Source"], rows,
+                      "backcare-contraindications", "16 18 20 24 14 8")
+    return out
+
+
+def urgency_actions(rb: _model.Rulebase) -> list[str]:
+    rows = [[f"**{u}**", esc(rb.urgency_actions.get(u, "")),
+             "every technique is withheld" if u in ("emergency", "urgent") else "the ranking is kept"]
+            for u in _model.URGENCIES]
+    return list_table(["Urgency", "What the result tells the person", "Techniques"], rows,
+                      "backcare-urgency", "12 63 25")
+
+
+def catalogue_summary(rb: _model.Rulebase) -> list[str]:
+    safety = sum(r.safety for r in rb.rules)
+    return [f"The default rule pack holds **{len(rb.rules)} rules** ({safety} of them safety rules), "
+            f"**{len(rb.techniques)} techniques**, **{len(rb.red_flags)} red flags**, "
+            f"**{len(rb.contraindications)} contraindications** and **{len(rb.sources)} sources**, "
+            f"with {len(rb.examples)} embedded examples.", ""]
+
+
+def seed_claims(rb: _model.Rulebase) -> list[str]:
+    rows = []
+    seed_rules = [r for r in rb.rules if rb.sources[r.source].kind == "seed"]
+    for rule in sorted(seed_rules, key=_rule_sort_key):
+        caveat = esc(rule.caveat) if rule.caveat else "—"
+        if rule.caveat_source:
+            caveat += f" ({source_ref(rule.caveat_source)})"
+        rows.append([rule_ref(rule.id), esc(rule.title), evidence_badge(rule.evidence), caveat])
+    return roles() + list_table(["Rule", "What the seed claims", "Evidence", "What the research says"], rows,
+                                "backcare-seed-claims", "22 30 10 38")
+
+
+def evidence_levels(rb: _model.Rulebase) -> list[str]:
+    rows = []
+    for level in _model.EVIDENCE_LEVELS:
+        n = sum(r.evidence == level for r in rb.rules)
+        rows.append([evidence_badge(level), esc(_model.EVIDENCE_MEANING[level]), str(n)])
+    return roles() + list_table(["Level", "Meaning", "Rules in the default pack"], rows,
+                                "backcare-evidence-levels", "15 65 20")
+
+
+def sources(rb: _model.Rulebase) -> list[str]:
+    cited: dict[str, list[str]] = {}
+    for rule in rb.rules:
+        cited.setdefault(rule.source, []).append(rule.id)
+        if rule.caveat_source:
+            cited.setdefault(rule.caveat_source, []).append(rule.id)
+    kinds = [("guideline", "Clinical guidelines"), ("review", "Systematic reviews and reference works"),
+             ("trial", "Randomised trials"), ("study", "Other studies"), ("convention", "Conventions"),
+             ("seed", "The seed document")]
+    out: list[str] = []
+    for kind, title in kinds:
+        group = [s for s in rb.sources.values() if s.kind == kind]
+        if not group:
+            continue
+        out += heading(title, "~")
+        for s in group:
+            out += [f".. _source-{s.id}:", "", f"``{s.id}``", ""]
+            out += indent([esc(s.citation)])
+            if s.passage:
+                out += [""] + indent([f"*Passage:* “{esc(s.passage)}”"])
+            ids = sorted(set(cited.get(s.id, [])))
+            if ids:
+                shown = ids if len(ids) <= 8 else ids[:8]
+                more = f" and {len(ids) - 8} more" if len(ids) > 8 else ""
+                out += [""] + indent([f"Cited by {_count(len(ids), 'rule')}: " + ", ".join(rule_ref(i) for i in shown)
+                                      + more])
+            out.append("")
+    # A definition-list-like layout: id, then indented citation.
+    return out
+
+
+def disclaimer() -> list[str]:
+    return [".. admonition:: Information, not medical advice", "   :class: danger backcare-disclaimer", "",
+            f"   {esc(backcare.DISCLAIMER)}", ""]
+
+
+# ---------------------------------------------------------------------------
+# The chaining diagram
+
+
+def _q(text: str) -> str:
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _attrs(**kw: object) -> str:
+    return "[" + ", ".join(f"{k}={_q(v)}" for k, v in kw.items()) + "]"
+
+
+def chain_dot(rb: _model.Rulebase, page: str = "catalogue.html") -> str:
+    """Profile fields -> rules -> derived facts -> rules -> techniques, as Graphviz dot.
+
+    Catalogue rules (one per red flag and contraindication) are folded into
+    one box each, so the safety path stays readable.
+    """
+    derived = {f for r in rb.rules for f, _ in r.then.derive}
+    lines = [
+        "digraph chain {",
+        '  graph [rankdir=LR, nodesep=0.18, ranksep=0.45, fontsize=12, bgcolor="transparent", '
+        'newrank=true];',
+        '  node [fontsize=12, margin="0.12,0.05", height=0.3, penwidth=1.0];',
+        '  edge [fontsize=10, color="#555555", arrowsize=0.6, fontcolor="#333333"];',
+    ]
+    used_fields: set[str] = set()
+    used_facts: set[str] = set()
+    used_techs: set[str] = set()
+    body: list[str] = []
+
+    def fact_node(name: str) -> str:
+        if name in derived:
+            used_facts.add(name)
+            return f"fact:{name}"
+        used_fields.add(name)
+        return f"field:{name}"
+
+    catalogue = [r for r in rb.rules if r.id.startswith(("red-flag.", "contraindication."))]
+    for rule in rb.rules:
+        if rule in catalogue:
+            continue
+        rid = f"rule:{rule.id}"
+        colour = EVIDENCE_COLOURS[rule.evidence]
+        url = f"{page}#{make_id(rule_label(rule.id))}"
+        style = "rounded,filled" + (",bold" if rule.safety else "")
+        body.append(f"  {_q(rid)} " + _attrs(label=rule.id, shape="box", style=style, fillcolor=colour,
+                                              color=SAFETY_COLOUR if rule.safety else "#777777",
+                                              fontsize=10, URL=url, target="_top", tooltip=rule.title))
+        for cond in rule.when:
+            label = " and ".join(t.describe() for t in cond.tests)
+            if label == "= true":
+                label = ""
+            body.append(f"  {_q(fact_node(cond.fact))} -> {_q(rid)} " + _attrs(label=label))
+        for fact, value in rule.then.derive:
+            label = "" if value is True else f"= {show_value(value)}"
+            body.append(f"  {_q(rid)} -> {_q(fact_node(fact))} " + _attrs(label=label))
+        for tech, weight in rule.then.score:
+            used_techs.add(tech)
+            neg = weight < 0
+            body.append(f"  {_q(rid)} -> {_q('tech:' + tech)} " + _attrs(
+                label=f"{weight:+g}", color="#b03a2e" if neg else "#2e7d32", style="dashed" if neg else "solid",
+                fontcolor="#b03a2e" if neg else "#2e7d32"))
+        for flag in rule.then.flag:
+            body.append(f"  {_q(rid)} -> {_q('out:referral')} " + _attrs(label=f"red flag {flag}",
+                                                                         color=SAFETY_COLOUR, fontcolor=SAFETY_COLOUR))
+        if rule.then.exclude:
+            body.append(f"  {_q(rid)} -> {_q('out:excluded')} " + _attrs(
+                label=rule.then.exclude.describe(), color=SAFETY_COLOUR, fontcolor=SAFETY_COLOUR, style="dashed"))
+        if rule.then.refer:
+            body.append(f"  {_q(rid)} -> {_q('out:referral')} " + _attrs(color=SAFETY_COLOUR))
+        if rule.then.note or rule.then.warn:
+            body.append(f"  {_q(rid)} -> {_q('out:notes')} " + _attrs(style="dotted"))
+    # Catalogue rules, folded.
+    flags = [r for r in catalogue if r.id.startswith("red-flag.")]
+    contras = [r for r in catalogue if r.id.startswith("contraindication.")]
+    if flags:
+        used_fields.add("red_flags")
+        body.append('  "cat:red-flags" ' + _attrs(
+            label=f"{len(flags)} red-flag rules\n(red-flag.<id>)", shape="box", style="rounded,filled,bold",
+            fillcolor=EVIDENCE_COLOURS["guideline"], color=SAFETY_COLOUR, fontsize=10,
+            URL=f"{page}#catalogue-red-flags", target="_top", tooltip="The red-flag catalogue"))
+        body.append('  "field:red_flags" -> "cat:red-flags" [label="includes <id>"]')
+        body.append('  "cat:red-flags" -> "out:referral" ' + _attrs(color=SAFETY_COLOUR))
+    if contras:
+        used_fields.add("conditions")
+        body.append('  "cat:contraindications" ' + _attrs(
+            label=f"{len(contras)} contraindication rules\n(contraindication.<id>)", shape="box",
+            style="rounded,filled,bold", fillcolor=EVIDENCE_COLOURS["low"], color=SAFETY_COLOUR, fontsize=10,
+            URL=f"{page}#catalogue-contraindications", target="_top", tooltip="The contraindication catalogue"))
+        body.append('  "field:conditions" -> "cat:contraindications" [label="includes <id>"]')
+        body.append('  "cat:contraindications" -> "out:excluded" ' + _attrs(color=SAFETY_COLOUR, style="dashed"))
+        if any(r.then.refer for r in contras):
+            body.append('  "cat:contraindications" -> "out:referral" ' + _attrs(color=SAFETY_COLOUR))
+        if any(r.then.warn for r in contras):
+            body.append('  "cat:contraindications" -> "out:notes" ' + _attrs(style="dotted"))
+
+    for name in sorted(used_fields):
+        lines.append(f"  {_q('field:' + name)} " + _attrs(label=name, shape="box", style="filled",
+                                                        fillcolor=FIELD_COLOUR, color="#5c5c9c"))
+    for name in sorted(used_facts):
+        lines.append(f"  {_q('fact:' + name)} " + _attrs(label=name, shape="ellipse", style="filled",
+                                                       fillcolor=FACT_COLOUR, color="#a08c3c"))
+    for tid in sorted(used_techs):
+        tech = rb.techniques[tid]
+        lines.append(f"  {_q('tech:' + tid)} " + _attrs(label=tech.name, shape="box", style="filled,bold",
+                                                      fillcolor=TECHNIQUE_COLOUR, color="#2e7d32",
+                                                      tooltip=f"{tech.name} ({tech.pressure} pressure)"))
+    lines.append('  "out:referral" ' + _attrs(label="referral", shape="octagon", style="filled",
+                                              fillcolor="#f9d6d2", color=SAFETY_COLOUR))
+    lines.append('  "out:excluded" ' + _attrs(label="excluded techniques", shape="octagon", style="filled",
+                                              fillcolor="#f9d6d2", color=SAFETY_COLOUR))
+    lines.append('  "out:notes" ' + _attrs(label="notes and warnings", shape="note", style="filled",
+                                           fillcolor="#f3f3f3", color="#777777"))
+    lines += body
+    if used_fields:
+        lines.append("  { rank=min; " + " ".join(_q("field:" + f) for f in sorted(used_fields)) + " }")
+    sinks = [_q("tech:" + t) for t in sorted(used_techs)] + ['"out:referral"', '"out:excluded"', '"out:notes"']
+    lines.append("  { rank=max; " + " ".join(sinks) + " }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def diagram_legend() -> list[str]:
+    lines = roles()
+    parts = [f"{evidence_badge(level)} {esc(_model.EVIDENCE_MEANING[level])}" for level in _model.EVIDENCE_LEVELS]
+    lines += ["Read it left to right. Blue boxes on the left are :ref:`profile fields <profile-fields>`; "
+              "yellow ellipses are derived facts; the rounded boxes in between are rules (click one to jump to "
+              "it below), coloured by evidence level; green boxes on the right are techniques, with the weight "
+              "each rule adds (dashed red: a negative weight). Red-bordered boxes are safety rules, whose "
+              "referrals and exclusions are applied after scoring. Edge labels are the condition a rule tests; "
+              "an unlabelled edge into a rule tests ``= true``.", ""]
+    lines += ["Evidence colours:", ""] + [f"- {p}" for p in parts] + [""]
+    return lines
+
+
+# ---------------------------------------------------------------------------
+# The command-line reference, from the argparse parser itself
+
+
+class _Fmt(argparse.HelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=88, max_help_position=30)
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[tuple[str, str, argparse.ArgumentParser]]:
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                out.append((name, helps.get(name, ""), sub))
+    return out
+
+
+def _arg_rows(parser: argparse.ArgumentParser) -> list[list[str]]:
+    rows = []
+    for a in parser._actions:
+        if isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        if a.option_strings:
+            name = ", ".join(a.option_strings)
+            if a.nargs != 0:
+                name += " " + (a.metavar or a.dest.upper())
+        else:
+            name = a.metavar or a.dest
+            if a.nargs in ("+", "*"):
+                name += " ..."
+        details = esc(a.help or "")
+        if a.choices:
+            details += " Choices: " + ", ".join(lit(c) for c in a.choices) + "."
+        if isinstance(a, argparse._AppendAction):
+            details += " Repeatable."
+        rows.append([lit(name), details])
+    return rows
+
+
+def cli_reference() -> list[str]:
+    parser = _cli._parser()
+    out: list[str] = []
+
+    def walk(p: argparse.ArgumentParser, path: list[str], help_text: str, depth: int) -> None:
+        p.formatter_class = _Fmt
+        subs = _subparsers(p)
+        prog = " ".join(["backcare", *path])
+        if path:
+            out.extend([f".. _cli-{'-'.join(path)}:", ""] + heading(prog, "-~"[min(depth - 1, 1)]))
+        if help_text:
+            out.extend([esc(help_text[0].upper() + help_text[1:]) + ".", ""])
+        if p.description and not path:
+            out.extend([esc(p.description), ""])
+        out.extend([".. code-block:: text", ""] + indent(p.format_usage().strip().splitlines()) + [""])
+        rows = _arg_rows(p)
+        if rows:
+            out.extend(list_table(["Argument", "Meaning"], rows, "backcare-cli-args", "30 70"))
+        for name, sub_help, sub in subs:
+            walk(sub, [*path, name], sub_help, depth + 1)
+
+    walk(parser, [], "", 0)
+    return out
+
+
+def cli_intro() -> list[str]:
+    doc = (_cli.__doc__ or "").strip().split("\n\n", 1)
+    return [esc(d) for d in doc] + [""] if doc else []
+
+
+# ---------------------------------------------------------------------------
+# Writing the fragments
+
+
+def _write(path: Path, text: str) -> None:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    path.write_text(text, encoding="utf-8")
+
+
+def generate(srcdir: Path) -> dict[str, str]:
+    """Write every fragment under ``srcdir/_generated``; return their texts by name."""
+    rb = _loader.load([_loader.default_rules_path()])
+    out_dir = srcdir / GENERATED
+    out_dir.mkdir(exist_ok=True)
+    fragments = {
+        "disclaimer.rst": disclaimer(),
+        "profile-fields.rst": profile_fields(),
+        "rule-schema.rst": rule_schema(),
+        "condition-operators.rst": condition_operators(),
+        "name-patterns.rst": name_patterns(),
+        "catalogue-summary.rst": catalogue_summary(rb),
+        "catalogue-techniques.rst": techniques(rb),
+        "catalogue-rules.rst": rules(rb),
+        "catalogue-red-flags.rst": red_flags(rb),
+        "catalogue-contraindications.rst": contraindications(rb),
+        "catalogue-urgency.rst": urgency_actions(rb),
+        "catalogue-legend.rst": diagram_legend(),
+        "seed-claims.rst": seed_claims(rb),
+        "evidence-levels.rst": evidence_levels(rb),
+        "sources.rst": sources(rb),
+        "cli-intro.rst": cli_intro(),
+        "cli.rst": cli_reference(),
+    }
+    texts = {name: "\n".join(lines).rstrip() + "\n" for name, lines in fragments.items()}
+    texts["chain.dot"] = chain_dot(rb)
+    for name, text in texts.items():
+        _write(out_dir / name, text)
+    return texts
+
+
+def _on_builder_inited(app: Sphinx) -> None:
+    generate(Path(app.srcdir))
+
+
+# ---------------------------------------------------------------------------
+# backcare-command: run the CLI at build time and show what it prints
+
+
+class BackcareCommand(SphinxDirective):
+    """Run ``backcare ARGS`` from the repository root and show the command and its output.
+
+    ``:exit:`` is the exit code the command must end with (default 0);
+    anything else fails the build, so a command shown in the docs always works.
+    ``:lines:`` keeps only the first N lines of output.
+    """
+
+    required_arguments = 1
+    final_argument_whitespace = True
+    option_spec = {"exit": directives.nonnegative_int, "lines": directives.positive_int}
+
+    def run(self) -> list[nodes.Node]:
+        argv = shlex.split(self.arguments[0])
+        if not argv or argv[0] != "backcare":
+            raise self.error("backcare-command: the command must start with 'backcare'")
+        root = Path(self.env.srcdir).parent
+        rules_dir = _loader.default_rules_path()
+        for file in _loader.pack_files(rules_dir):
+            self.env.note_dependency(str(file))
+        out, err = io.StringIO(), io.StringIO()
+        cwd = os.getcwd()
+        try:
+            os.chdir(root)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = _cli.main(argv[1:])
+                except SystemExit as exc:  # argparse usage errors
+                    code = exc.code if isinstance(exc.code, int) else 2
+        finally:
+            os.chdir(cwd)
+        expected = self.options.get("exit", 0)
+        if code != expected:
+            raise self.error(f"backcare-command {self.arguments[0]!r} exited {code}, expected {expected}: "
+                             f"{err.getvalue().strip()[:500]}")
+        text = out.getvalue() + err.getvalue()
+        text = text.replace(str(root) + os.sep, "")
+        lines = text.rstrip("\n").splitlines()
+        if "lines" in self.options and len(lines) > self.options["lines"]:
+            lines = lines[: self.options["lines"]] + ["..."]
+        shown = "$ " + self.arguments[0] + "\n" + "\n".join(lines)
+        block = nodes.literal_block(shown, shown, language="console")
+        block["classes"].append("backcare-command")
+        self.set_source_info(block)
+        return [block]
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("builder-inited", _on_builder_inited)
+    app.add_directive("backcare-command", BackcareCommand)
+    for name in CLASS_ROLES:
+        app.add_role(name, _class_role(name))
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
