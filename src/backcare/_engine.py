@@ -173,13 +173,18 @@ class Engine:
     def _action(self, rule: Rule, aliases: tuple[str, ...]) -> Any:
         rule_id = rule.id
         new_facts = derived_facts(rule)
+        single = aliases[0] if len(aliases) == 1 else None
 
         def action(c: Any) -> None:
             run = self._current
             assert run is not None
             try:
                 matched = c._m
-                premises = tuple(sorted({(matched[a]["n"], matched[a]["v"]) for a in aliases}, key=_order))
+                if single is not None:  # most rules: one condition, nothing to sort
+                    one = matched[single]
+                    premises: tuple[Fact, ...] = ((one["n"], one["v"]),)
+                else:
+                    premises = tuple(sorted({(matched[a]["n"], matched[a]["v"]) for a in aliases}, key=_order))
                 run.firings.add(Firing(rule_id, premises))
                 for fact in new_facts:
                     if fact in run.known:

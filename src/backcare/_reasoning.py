@@ -26,31 +26,34 @@ def _fact_text(fact: Fact) -> str:
     return f"{name} = {value}"
 
 
-class _Chain:
-    """Derivation chains over one trace: which firings produced which facts."""
+class _Tables:
+    """What :func:`build` needs from a rulebase that no trace changes, computed once per rulebase.
 
-    def __init__(self, rb: Rulebase, trace: Trace) -> None:
+    Steps are immutable and depend only on the rule and its premises, so they
+    are shared between results (a bounded memo).
+    """
+
+    MAX_STEPS = 8192
+
+    def __init__(self, rb: Rulebase) -> None:
         self.rb = rb
-        self.premises: dict[str, set[Fact]] = {}
-        self.derivers: dict[Fact, set[str]] = {}
-        for firing in trace.firings:
-            self.premises.setdefault(firing.rule_id, set()).update(firing.premises)
-            for fact in derived_facts(rb.by_id[firing.rule_id]):
-                self.derivers.setdefault(fact, set()).add(firing.rule_id)
-        self.given = set(trace.given)
-        self._steps: dict[str, Step] = {}
+        self.derives = {r.id: derived_facts(r) for r in rb.rules}
+        self.excludes = {r.id: excluded_by(r, rb) for r in rb.rules}
+        self.steps: dict[tuple[str, tuple[Fact, ...]], Step] = {}
 
-    def step(self, rule_id: str) -> Step:
-        if rule_id not in self._steps:
+    def step(self, rule_id: str, premises: tuple[Fact, ...]) -> Step:
+        key = (rule_id, premises)
+        found = self.steps.get(key)
+        if found is None:
             rule = self.rb.by_id[rule_id]
             source = self.rb.sources[rule.source]
             caveat_citation = self.rb.sources[rule.caveat_source].citation if rule.caveat_source else None
-            self._steps[rule_id] = Step(
+            found = Step(
                 rule_id=rule.id,
                 title=rule.title,
                 text=rule.because,
                 conclusion=rule.then.describe(),
-                premises=tuple(_fact_text(f) for f in sorted(self.premises[rule_id], key=_key)),
+                premises=tuple(_fact_text(f) for f in premises),
                 source=rule.source,
                 citation=source.citation,
                 evidence=rule.evidence,
@@ -59,7 +62,52 @@ class _Chain:
                 caveat_source=rule.caveat_source,
                 caveat_citation=caveat_citation,
             )
-        return self._steps[rule_id]
+            if len(self.steps) >= self.MAX_STEPS:
+                self.steps.clear()
+            self.steps[key] = found
+        return found
+
+
+_tables: dict[int, _Tables] = {}
+
+
+def _tables_for(rb: Rulebase) -> _Tables:
+    found = _tables.get(id(rb))
+    if found is None or found.rb is not rb:  # an id can be reused once a rulebase is gone
+        if len(_tables) > 64:
+            _tables.clear()
+        found = _tables[id(rb)] = _Tables(rb)
+    return found
+
+
+class _Chain:
+    """Derivation chains over one trace: which firings produced which facts."""
+
+    def __init__(self, rb: Rulebase, trace: Trace, tables: _Tables | None = None) -> None:
+        self.rb = rb
+        self.tables = tables or _tables_for(rb)
+        derives = self.tables.derives
+        self.premises: dict[str, set[Fact]] = {}
+        self.derivers: dict[Fact, set[str]] = {}
+        for firing in trace.firings:
+            self.premises.setdefault(firing.rule_id, set()).update(firing.premises)
+            for fact in derives[firing.rule_id]:
+                self.derivers.setdefault(fact, set()).add(firing.rule_id)
+        self.given = set(trace.given)
+        self._sorted: dict[str, tuple[Fact, ...]] = {}
+        self._steps: dict[str, Step] = {}
+
+    def sorted_premises(self, rule_id: str) -> tuple[Fact, ...]:
+        found = self._sorted.get(rule_id)
+        if found is None:
+            found = self._sorted[rule_id] = tuple(sorted(self.premises[rule_id], key=_key))
+        return found
+
+    def step(self, rule_id: str) -> Step:
+        found = self._steps.get(rule_id)
+        if found is None:
+            found = self._steps[rule_id] = self.tables.step(rule_id, self.sorted_premises(rule_id))
+        return found
 
     def explain(self, rule_ids: Iterable[str]) -> tuple[Step, ...]:
         """The steps behind ``rule_ids``: premises' derivations first, each rule once."""
@@ -70,7 +118,7 @@ class _Chain:
             if rule_id in seen:
                 return
             seen.add(rule_id)
-            for fact in sorted(self.premises[rule_id], key=_key):
+            for fact in self.sorted_premises(rule_id):
                 if fact in self.given:
                     continue
                 for deriver in sorted(self.derivers.get(fact, ())):
@@ -105,7 +153,8 @@ def excluded_by(rule: Rule, rb: Rulebase) -> list[str]:
 
 def build(rb: Rulebase, profile: Mapping[str, Any], trace: Trace) -> Recommendation:
     """Assemble the recommendation for one profile from its trace."""
-    chain = _Chain(rb, trace)
+    tables = _tables_for(rb)
+    chain = _Chain(rb, trace, tables)
     fired = sorted(chain.premises)
     rules = [rb.by_id[r] for r in fired]
 
@@ -116,7 +165,7 @@ def build(rb: Rulebase, profile: Mapping[str, Any], trace: Trace) -> Recommendat
 
     exclusions: dict[str, list[str]] = {}
     for rule in rules:
-        for tech in excluded_by(rule, rb):
+        for tech in tables.excludes[rule.id]:
             exclusions.setdefault(tech, []).append(rule.id)
 
     referral = _referral(rb, chain, [r for r in rules if r.then.refer])
