@@ -1,0 +1,36 @@
+"""The benchmark script must keep running: a smoke run at small sizes, not a timing test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+@pytest.mark.slow
+def test_bench_quick_prints_the_table():
+    pytest.importorskip("distributed", reason="the Dask rows need the dask extra: pip install backcare[dask]")
+    done = subprocess.run([sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "| measure | value | target |" in out
+    for label in (
+        "recommend() p50 / p95, cache off",
+        "oracle p50",
+        "ratio recommend / oracle (p50)",
+        "import backcare",
+        "default Recommender() load",
+        "repeat rate",
+        "batch, cache off",
+        "batch, cache on, starting empty",
+        "RSS before / after 3,000 recommend() calls",
+        "Dask recommend_frame, LocalCluster 1 worker",
+        "Dask recommend_frame, LocalCluster 2 worker",
+        "Where one call's time goes",
+    ):
+        assert label in out, label
+    assert out.count(": met") + out.count(": NOT met") == 4  # every target is judged
