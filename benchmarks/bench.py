@@ -228,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"A cache can only skip repeats. With a share r = {repeat:.1%} of them it can at best speed a batch "
           f"up by 1 / ((1 - r) + r * hit/miss) = {bound:.1f}x (miss = {miss_us:.0f} us, hit = {hit_us:.1f} us, "
-          f"per profile in the batches above); 20x needs r >= {(1 - 1 / 20) / (1 - hit_us / miss_us):.1%}.")
+          f"per profile in the batches above); " + (
+              f"20x needs r >= {(1 - 1 / 20) / (1 - hit_us / miss_us):.1%}." if hit_us < miss_us / 20 else
+              "20x is out of reach even at r = 100%: a hit costs more than 1/20 of a miss."))
     return 0
 
 
