@@ -232,3 +232,26 @@ def test_processes_rebuild_a_pack_whose_files_are_gone(tmp_path):
     expected = [rec.recommend(p).to_json() for p in profiles]
     shutil.rmtree(pack_dir)
     assert [r.to_json() for r in rec.recommend_many(profiles, processes=2)] == expected
+
+
+def test_eight_threads_share_one_cache_and_get_the_sequential_results():
+    import threading
+
+    profiles = cohort.cohort(240, seed=4)
+    expected = [Recommender(cache_size=0).recommend(p).to_json() for p in profiles]
+    rec = Recommender(cache_size=64)  # small: threads evict each other's entries
+    got: dict[int, list[str]] = {}
+
+    def work(n: int) -> None:
+        mine = profiles[n * 30:] + profiles[: n * 30]
+        got[n] = [r.to_json() for r in rec.recommend_many(mine)]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for n in range(8):
+        assert got[n] == expected[n * 30:] + expected[: n * 30]
+    info = rec.cache_info()
+    assert info.hits + info.misses == 8 * len(profiles) and info.size <= 64
