@@ -428,7 +428,7 @@ def disclaimer() -> list[str]:
 
 
 # ---------------------------------------------------------------------------
-# The chaining diagram
+# The chaining diagrams
 
 
 def _q(text: str) -> str:
@@ -439,127 +439,217 @@ def _attrs(**kw: object) -> str:
     return "[" + ", ".join(f"{k}={_q(v)}" for k, v in kw.items()) + "]"
 
 
+#: Edge colours by evidence level: darker versions of EVIDENCE_COLOURS, so a
+#: thin line still shows its level. Seed claims are also dashed.
+EDGE_COLOURS = {"guideline": "#2e7d32", "trial": "#1f5fa8", "low": "#b7791f", "claim": "#c0392b"}
+
+_HEADER = [
+    # size: at most 9 inches wide, scaled down to fit, which keeps 14pt labels
+    # readable (about 12px) in the docs' widened content column.
+    '  graph [rankdir=LR, nodesep=0.12, ranksep=0.5, bgcolor="transparent", newrank=true, forcelabels=true, '
+    'size="9,40"];',
+    '  node [fontsize=14, margin="0.10,0.03", height=0.32];',
+    '  edge [fontsize=13, arrowsize=0.7, penwidth=1.3];',
+]
+
+
+def _is_catalogue(rule: _model.Rule) -> bool:
+    return rule.id.startswith(("red-flag.", "contraindication."))
+
+
+def _rule_url(rule: _model.Rule, page: str) -> str:
+    return f"{page}#{make_id(rule_label(rule.id))}"
+
+
+class _Graph:
+    """Nodes for fields, derived-fact values and techniques; rules become edges."""
+
+    def __init__(self, rb: _model.Rulebase, page: str, *, xlabels: bool = True, fontsize: int = 14) -> None:
+        self.rb = rb
+        self.page = page
+        #: External labels keep a big graph narrow; a small one reads better with
+        #: labels on the edges.
+        self.label = "xlabel" if xlabels else "label"
+        self.fontsize = fontsize
+        self.derived: dict[str, set[object]] = {}
+        for rule in rb.rules:
+            for fact, value in rule.then.derive:
+                self.derived.setdefault(fact, set()).add(value)
+        self.nodes: dict[str, str] = {}
+        self.edges: list[str] = []
+        self.fields: set[str] = set()
+        self.techs: set[str] = set()
+
+    def fact(self, name: str, value: object = True) -> str:
+        """The node for ``name`` (a field), or for the derived value ``name = value``."""
+        if name not in self.derived:
+            self.fields.add(name)
+            key = f"field:{name}"
+            self.nodes[key] = _attrs(label=name, shape="box", style="filled", fillcolor=FIELD_COLOUR,
+                                     color="#5c5c9c")
+            return key
+        label = name if value is True else f"{name} = {show_value(value)}"
+        key = f"fact:{label}"
+        self.nodes[key] = _attrs(label=label, shape="ellipse", style="filled", fillcolor=FACT_COLOUR,
+                                 color="#a08c3c")
+        return key
+
+    def tech(self, tid: str) -> str:
+        tech = self.rb.techniques[tid]
+        self.techs.add(tid)
+        key = f"tech:{tid}"
+        self.nodes[key] = _attrs(label=tech.name, shape="box", style="filled,bold", fillcolor=TECHNIQUE_COLOUR,
+                                 color="#2e7d32", tooltip=f"{tech.name} ({tech.pressure} pressure)")
+        return key
+
+    def sources(self, rule: _model.Rule) -> tuple[list[tuple[str, str]], str]:
+        """(node, edge label) pairs a rule starts from, and the part of its label it shares.
+
+        A test of a derived value (``duration = chronic``, ``duration in acute,
+        subacute``) starts from the value nodes themselves; any other test
+        labels the edge.
+        """
+        if len(rule.when) != 1:
+            junction = f"rule:{rule.id}"
+            self.nodes[junction] = _attrs(label=rule.id, shape="box", style="rounded,filled", fontsize=12,
+                                          fillcolor=EVIDENCE_COLOURS[rule.evidence],
+                                          color=SAFETY_COLOUR if rule.safety else EDGE_COLOURS[rule.evidence],
+                                          URL=_rule_url(rule, self.page), target="_top", tooltip=rule.title)
+            for cond in rule.when:
+                for node, label in self._cond(cond):
+                    self.edges.append(f"  {_q(node)} -> {_q(junction)} " + _attrs(
+                        **{self.label: label}, color=EDGE_COLOURS[rule.evidence], fontcolor="#333333"))
+            return [(junction, "")], ""
+        return self._cond(rule.when[0]), ""
+
+    def _cond(self, cond: _model.Condition) -> list[tuple[str, str]]:
+        if cond.fact in self.derived and len(cond.tests) == 1 and cond.tests[0].op in ("eq", "in"):
+            test = cond.tests[0]
+            values = test.value if isinstance(test.value, tuple) else (test.value,)
+            return [(self.fact(cond.fact, v), "") for v in values]
+        label = " and ".join(t.describe() for t in cond.tests)
+        return [(self.fact(cond.fact), "" if label == "= true" else label)]
+
+    def edge(self, rule: _model.Rule, src: str, label: str, dst: str, extra: str = "", **kw: object) -> None:
+        text = ": ".join(p for p in (label, extra) if p)
+        attrs = {self.label: text, "color": EDGE_COLOURS[rule.evidence], "fontcolor": "#333333",
+                 "style": "dashed" if rule.evidence == "claim" else "solid",
+                 "URL": _rule_url(rule, self.page), "target": "_top",
+                 "tooltip": f"{rule.id}: {rule.title} (evidence: {rule.evidence})"}
+        attrs.update(kw)
+        self.edges.append(f"  {_q(src)} -> {_q(dst)} " + _attrs(**attrs))
+
+    def render(self, extra_nodes: Sequence[str] = (), tail: Sequence[str] = ()) -> str:
+        lines = ["digraph chain {", *_HEADER]
+        if self.fontsize != 14:
+            lines += [f"  node [fontsize={self.fontsize}];", f"  edge [fontsize={self.fontsize - 1}];"]
+        lines += [f"  {_q(k)} {v}" for k, v in sorted(self.nodes.items())]
+        lines += list(extra_nodes) + self.edges
+        if self.fields:
+            lines.append("  { rank=min; " + " ".join(_q("field:" + f) for f in sorted(self.fields)) + " }")
+        lines += list(tail)
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+
 def chain_dot(rb: _model.Rulebase, page: str = "catalogue.html") -> str:
-    """Profile fields -> rules -> derived facts -> rules -> techniques, as Graphviz dot.
+    """How profile fields and derived facts chain into technique scores, as Graphviz dot.
 
-    Catalogue rules (one per red flag and contraindication) are folded into
-    one box each, so the safety path stays readable.
+    Every rule that is not a safety rule is drawn as edges, from the facts it
+    tests to the facts it derives and the techniques it scores; a rule with
+    several conditions gets a box of its own where they meet.
     """
-    derived = {f for r in rb.rules for f, _ in r.then.derive}
-    lines = [
-        "digraph chain {",
-        '  graph [rankdir=LR, nodesep=0.18, ranksep=0.45, fontsize=12, bgcolor="transparent", '
-        'newrank=true];',
-        '  node [fontsize=12, margin="0.12,0.05", height=0.3, penwidth=1.0];',
-        '  edge [fontsize=10, color="#555555", arrowsize=0.6, fontcolor="#333333"];',
-    ]
-    used_fields: set[str] = set()
-    used_facts: set[str] = set()
-    used_techs: set[str] = set()
-    body: list[str] = []
-
-    def fact_node(name: str) -> str:
-        if name in derived:
-            used_facts.add(name)
-            return f"fact:{name}"
-        used_fields.add(name)
-        return f"field:{name}"
-
-    catalogue = [r for r in rb.rules if r.id.startswith(("red-flag.", "contraindication."))]
+    g = _Graph(rb, page)
+    notes = False
     for rule in rb.rules:
-        if rule in catalogue:
+        if rule.safety:
             continue
-        rid = f"rule:{rule.id}"
-        colour = EVIDENCE_COLOURS[rule.evidence]
-        url = f"{page}#{make_id(rule_label(rule.id))}"
-        style = "rounded,filled" + (",bold" if rule.safety else "")
-        body.append(f"  {_q(rid)} " + _attrs(label=rule.id, shape="box", style=style, fillcolor=colour,
-                                              color=SAFETY_COLOUR if rule.safety else "#777777",
-                                              fontsize=10, URL=url, target="_top", tooltip=rule.title))
-        for cond in rule.when:
-            label = " and ".join(t.describe() for t in cond.tests)
-            if label == "= true":
-                label = ""
-            body.append(f"  {_q(fact_node(cond.fact))} -> {_q(rid)} " + _attrs(label=label))
-        for fact, value in rule.then.derive:
-            label = "" if value is True else f"= {show_value(value)}"
-            body.append(f"  {_q(rid)} -> {_q(fact_node(fact))} " + _attrs(label=label))
-        for tech, weight in rule.then.score:
-            used_techs.add(tech)
-            neg = weight < 0
-            body.append(f"  {_q(rid)} -> {_q('tech:' + tech)} " + _attrs(
-                label=f"{weight:+g}", color="#b03a2e" if neg else "#2e7d32", style="dashed" if neg else "solid",
-                fontcolor="#b03a2e" if neg else "#2e7d32"))
-        for flag in rule.then.flag:
-            body.append(f"  {_q(rid)} -> {_q('out:referral')} " + _attrs(label=f"red flag {flag}",
-                                                                         color=SAFETY_COLOUR, fontcolor=SAFETY_COLOUR))
-        if rule.then.exclude:
-            body.append(f"  {_q(rid)} -> {_q('out:excluded')} " + _attrs(
-                label=rule.then.exclude.describe(), color=SAFETY_COLOUR, fontcolor=SAFETY_COLOUR, style="dashed"))
-        if rule.then.refer:
-            body.append(f"  {_q(rid)} -> {_q('out:referral')} " + _attrs(color=SAFETY_COLOUR))
-        if rule.then.note or rule.then.warn:
-            body.append(f"  {_q(rid)} -> {_q('out:notes')} " + _attrs(style="dotted"))
-    # Catalogue rules, folded.
-    flags = [r for r in catalogue if r.id.startswith("red-flag.")]
-    contras = [r for r in catalogue if r.id.startswith("contraindication.")]
-    if flags:
-        used_fields.add("red_flags")
-        body.append('  "cat:red-flags" ' + _attrs(
-            label=f"{len(flags)} red-flag rules\n(red-flag.<id>)", shape="box", style="rounded,filled,bold",
-            fillcolor=EVIDENCE_COLOURS["guideline"], color=SAFETY_COLOUR, fontsize=10,
-            URL=f"{page}#catalogue-red-flags", target="_top", tooltip="The red-flag catalogue"))
-        body.append('  "field:red_flags" -> "cat:red-flags" [label="includes <id>"]')
-        body.append('  "cat:red-flags" -> "out:referral" ' + _attrs(color=SAFETY_COLOUR))
-    if contras:
-        used_fields.add("conditions")
-        body.append('  "cat:contraindications" ' + _attrs(
-            label=f"{len(contras)} contraindication rules\n(contraindication.<id>)", shape="box",
-            style="rounded,filled,bold", fillcolor=EVIDENCE_COLOURS["low"], color=SAFETY_COLOUR, fontsize=10,
-            URL=f"{page}#catalogue-contraindications", target="_top", tooltip="The contraindication catalogue"))
-        body.append('  "field:conditions" -> "cat:contraindications" [label="includes <id>"]')
-        body.append('  "cat:contraindications" -> "out:excluded" ' + _attrs(color=SAFETY_COLOUR, style="dashed"))
-        if any(r.then.refer for r in contras):
-            body.append('  "cat:contraindications" -> "out:referral" ' + _attrs(color=SAFETY_COLOUR))
-        if any(r.then.warn for r in contras):
-            body.append('  "cat:contraindications" -> "out:notes" ' + _attrs(style="dotted"))
+        starts, _ = g.sources(rule)
+        for src, label in starts:
+            for fact, value in rule.then.derive:
+                g.edge(rule, src, label, g.fact(fact, value))
+            for tid, weight in rule.then.score:
+                neg = weight < 0
+                g.edge(rule, src, label, g.tech(tid), f"{weight:+g}".replace("-", "−"),
+                       fontcolor="#b03a2e" if neg else "#1b5e20", arrowhead="tee" if neg else "normal")
+            if rule.then.note:
+                notes = True
+                g.edge(rule, src, label, "out:notes", style="dotted")
+    extra = []
+    tail = []
+    if notes:
+        extra.append('  "out:notes" ' + _attrs(label="notes", shape="note", style="filled", fillcolor="#f3f3f3",
+                                               color="#777777", fontsize=12))
+    if g.techs:
+        tail.append("  { rank=max; " + " ".join(_q("tech:" + t) for t in sorted(g.techs)) + " }")
+    return g.render(extra, tail)
 
-    for name in sorted(used_fields):
-        lines.append(f"  {_q('field:' + name)} " + _attrs(label=name, shape="box", style="filled",
-                                                        fillcolor=FIELD_COLOUR, color="#5c5c9c"))
-    for name in sorted(used_facts):
-        lines.append(f"  {_q('fact:' + name)} " + _attrs(label=name, shape="ellipse", style="filled",
-                                                       fillcolor=FACT_COLOUR, color="#a08c3c"))
-    for tid in sorted(used_techs):
-        tech = rb.techniques[tid]
-        lines.append(f"  {_q('tech:' + tid)} " + _attrs(label=tech.name, shape="box", style="filled,bold",
-                                                      fillcolor=TECHNIQUE_COLOUR, color="#2e7d32",
-                                                      tooltip=f"{tech.name} ({tech.pressure} pressure)"))
-    lines.append('  "out:referral" ' + _attrs(label="referral", shape="octagon", style="filled",
-                                              fillcolor="#f9d6d2", color=SAFETY_COLOUR))
-    lines.append('  "out:excluded" ' + _attrs(label="excluded techniques", shape="octagon", style="filled",
-                                              fillcolor="#f9d6d2", color=SAFETY_COLOUR))
-    lines.append('  "out:notes" ' + _attrs(label="notes and warnings", shape="note", style="filled",
-                                           fillcolor="#f3f3f3", color="#777777"))
-    lines += body
-    if used_fields:
-        lines.append("  { rank=min; " + " ".join(_q("field:" + f) for f in sorted(used_fields)) + " }")
-    sinks = [_q("tech:" + t) for t in sorted(used_techs)] + ['"out:referral"', '"out:excluded"', '"out:notes"']
-    lines.append("  { rank=max; " + " ".join(sinks) + " }")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+
+def safety_dot(rb: _model.Rulebase, page: str = "catalogue.html") -> str:
+    """How safety rules turn profile fields into referrals, exclusions and warnings.
+
+    The catalogue rules (one per red flag and contraindication) are folded
+    into one box each.
+    """
+    g = _Graph(rb, page, xlabels=False, fontsize=10)
+    outs = {
+        "out:referral": _attrs(label="referral", shape="octagon", style="filled", fillcolor="#f9d6d2",
+                               color=SAFETY_COLOUR),
+        "out:excluded": _attrs(label="excluded techniques", shape="octagon", style="filled", fillcolor="#f9d6d2",
+                               color=SAFETY_COLOUR),
+        "out:warnings": _attrs(label="warnings", shape="note", style="filled", fillcolor="#f3f3f3",
+                               color="#777777"),
+    }
+    used: set[str] = set()
+    for rule in rb.rules:
+        if not rule.safety or _is_catalogue(rule):
+            continue
+        starts, _ = g.sources(rule)
+        for src, label in starts:
+            for flag in rule.then.flag:
+                used.add("out:referral")
+                g.edge(rule, src, label, "out:referral", f"red flag {flag}")
+            if rule.then.exclude:
+                used.add("out:excluded")
+                g.edge(rule, src, label, "out:excluded", rule.then.exclude.describe())
+            if rule.then.refer:
+                used.add("out:referral")
+                g.edge(rule, src, label, "out:referral", rule.then.refer.urgency)
+            if rule.then.warn:
+                used.add("out:warnings")
+                g.edge(rule, src, label, "out:warnings")
+    extra = []
+    for fact, anchor, what in (("red_flags", "catalogue-red-flags", "red-flag"),
+                               ("conditions", "catalogue-contraindications", "contraindication")):
+        group = [r for r in rb.rules if r.id.startswith(what + ".")]
+        if not group:
+            continue
+        box = f"cat:{what}"
+        extra.append(f"  {_q(box)} " + _attrs(
+            label=f"{len(group)} {what} rules", shape="box", style="rounded,filled,bold",
+            fillcolor="#fbe3e0", color=SAFETY_COLOUR, fontsize=12, URL=f"{page}#{anchor}", target="_top",
+            tooltip=f"One rule per entry of the {what} catalogue"))
+        g.edges.append(f"  {_q(g.fact(fact))} -> {_q(box)} " + _attrs(**{g.label: "includes <id>"}, color="#555555"))
+        for out, present in (("out:referral", any(r.then.refer for r in group)),
+                             ("out:excluded", any(r.then.exclude for r in group)),
+                             ("out:warnings", any(r.then.warn for r in group))):
+            if present:
+                used.add(out)
+                g.edges.append(f"  {_q(box)} -> {_q(out)} " + _attrs(color=SAFETY_COLOUR))
+    extra += [f"  {_q(k)} {v}" for k, v in outs.items() if k in used]
+    tail = ["  { rank=max; " + " ".join(_q(k) for k in outs if k in used) + " }"] if used else []
+    return g.render(extra, tail)
 
 
 def diagram_legend() -> list[str]:
-    lines = roles()
     parts = [f"{evidence_badge(level)} {esc(_model.EVIDENCE_MEANING[level])}" for level in _model.EVIDENCE_LEVELS]
-    lines += ["Read it left to right. Blue boxes on the left are :ref:`profile fields <profile-fields>`; "
-              "yellow ellipses are derived facts; the rounded boxes in between are rules (click one to jump to "
-              "it below), coloured by evidence level; green boxes on the right are techniques, with the weight "
-              "each rule adds (dashed red: a negative weight). Red-bordered boxes are safety rules, whose "
-              "referrals and exclusions are applied after scoring. Edge labels are the condition a rule tests; "
-              "an unlabelled edge into a rule tests ``= true``.", ""]
-    lines += ["Evidence colours:", ""] + [f"- {p}" for p in parts] + [""]
+    lines = ["Read it left to right: blue boxes are :ref:`profile fields <profile-fields>`, yellow ellipses are "
+             "derived facts (with their value, where they have one), green boxes are techniques. Each arrow is a "
+             "rule: its label is the condition the rule tests (none means ``= true``) and, into a technique, the "
+             "weight it adds; a bar instead of an arrowhead is a negative weight. A rule with several "
+             "conditions gets a box where they meet. Arrows are coloured by the rule's evidence level, and "
+             "seed claims are dashed. Hover over an arrow for its rule; click it to jump to the rule below.", "",
+             "Evidence levels:", ""] + [f"- {p}" for p in parts] + [""]
     return lines
 
 
@@ -670,6 +760,7 @@ def generate(srcdir: Path) -> dict[str, str]:
     }
     texts = {name: "\n".join(lines).rstrip() + "\n" for name, lines in fragments.items()}
     texts["chain.dot"] = chain_dot(rb)
+    texts["safety.dot"] = safety_dot(rb)
     for name, text in texts.items():
         _write(out_dir / name, text)
     return texts

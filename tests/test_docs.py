@@ -1,0 +1,196 @@
+"""The documentation builds cleanly, its examples run, and its catalogue matches the rules.
+
+The HTML and doctest builds run once per session into pytest's tmp dirs,
+with warnings as errors. They need Sphinx, furo and myst-parser (the ``docs``
+extra) and Graphviz's ``dot``; without them these tests are skipped with the
+reason, and ``make test`` installs both.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+import backcare
+
+sphinx_build = pytest.importorskip("sphinx.cmd.build", reason="the docs extra (Sphinx) is not installed")
+pytest.importorskip("furo", reason="the docs extra (furo) is not installed")
+pytest.importorskip("myst_parser", reason="the docs extra (myst-parser) is not installed")
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+pytestmark = [
+    pytest.mark.skipif(not (DOCS / "conf.py").is_file(), reason="no docs/ in this tree (installed package?)"),
+    pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (make test installs it)"),
+]
+
+
+def _build(builder: str, out: Path) -> tuple[int, str]:
+    """Run sphinx-build with warnings as errors; return its status and what it printed."""
+    import contextlib
+    import io
+
+    log = io.StringIO()
+    args = ["-b", builder, "-W", "--keep-going", "-q", "-E", "-d", str(out / ".doctrees"), str(DOCS), str(out)]
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        status = sphinx_build.build_main(args)
+    return status, log.getvalue()
+
+
+@pytest.fixture(scope="session")
+def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("docs-html")
+    status, log = _build("html", out)
+    assert status == 0, f"the HTML build failed or warned:\n{log}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def doctest_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
+    out = tmp_path_factory.mktemp("docs-doctest")
+    status, log = _build("doctest", out)
+    return status, log, out
+
+
+def test_html_builds_without_warnings(html: Path) -> None:
+    for page in ("index", "getting-started", "concepts", "writing-rules", "catalogue", "cli", "api", "sources",
+                 "changelog"):
+        assert (html / f"{page}.html").is_file(), page
+
+
+def test_every_docs_example_runs(doctest_build: tuple[int, str, Path]) -> None:
+    status, log, out = doctest_build
+    report = (out / "output.txt").read_text(encoding="utf-8") if (out / "output.txt").exists() else ""
+    assert status == 0, f"doctest build failed:\n{log}\n{report}"
+    total = re.search(r"^\s*(\d+) tests$", report, re.M)
+    assert total and int(total.group(1)) >= 40, report
+    assert "0 failures in tests" in report, report
+
+
+def test_python_examples_are_doctests() -> None:
+    """A ``>>>`` example outside a doctest directive would be shown but never run."""
+    offenders = []
+    for page in DOCS.glob("*.rst"):
+        text = page.read_text(encoding="utf-8")
+        for m in re.finditer(r"^(\.\. (code-block|code|sourcecode)::.*|::)\s*\n((?:\n|[ \t]+.*\n)+)", text, re.M):
+            if ">>>" in m.group(3):
+                offenders.append(f"{page.name}: {m.group(1)}")
+        for line_no, line in enumerate(text.splitlines(), 1):
+            if line.startswith(">>>"):
+                offenders.append(f"{page.name}:{line_no}: bare >>> block")
+    for page in DOCS.glob("*.md"):
+        for m in re.finditer(r"^```(\w*)\n(.*?)^```", page.read_text(encoding="utf-8"), re.M | re.S):
+            if ">>>" in m.group(2):
+                offenders.append(f"{page.name}: ```{m.group(1)} block")
+    assert not offenders, "write these as doctest directives so they run: " + "; ".join(offenders)
+
+
+def test_a_broken_example_fails_the_doctest_build(tmp_path: Path) -> None:
+    """The doctest build really checks output: a wrong expected value fails it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text('extensions = ["sphinx.ext.doctest"]\n', encoding="utf-8")
+    (src / "index.rst").write_text(
+        "Broken\n======\n\n.. doctest::\n\n   >>> import backcare\n   >>> backcare.recommend({})"
+        ".techniques\n   ('not', 'this')\n",
+        encoding="utf-8",
+    )
+    status = sphinx_build.build_main(["-b", "doctest", "-q", "-W", str(src), str(tmp_path / "out")])
+    assert status != 0
+
+
+# ---------------------------------------------------------------------------
+# The catalogue page against the rulebase the library loads
+
+
+class _ClassText(HTMLParser):
+    """Collect the text of every element carrying one of ``classes``."""
+
+    def __init__(self, classes: set[str]) -> None:
+        super().__init__()
+        self.classes = classes
+        self.found: dict[str, list[str]] = {c: [] for c in classes}
+        self._open: list[tuple[str, str | None, list[str]]] = []  # tag, class collected, text
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        cls = set((dict(attrs).get("class") or "").split())
+        hit = next(iter(cls & self.classes), None)
+        self._open.append((tag, hit, []))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            open_tag, hit, text = self._open.pop()
+            if hit:
+                self.found[hit].append("".join(text).strip())
+            if self._open:
+                self._open[-1][2].extend(text)
+            if open_tag == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self._open[-1][2].append(data)
+
+
+@pytest.fixture(scope="session")
+def catalogue(html: Path) -> tuple[str, dict[str, list[str]]]:
+    page = (html / "catalogue.html").read_text(encoding="utf-8")
+    parser = _ClassText({"backcare-rule-id", "backcare-red-flag-id", "backcare-contraindication-id"})
+    parser.feed(page)
+    return page, parser.found
+
+
+def test_catalogue_lists_every_rule(catalogue: tuple[str, dict[str, list[str]]]) -> None:
+    _, found = catalogue
+    rulebase = backcare.Recommender().rulebase
+    assert len(found["backcare-rule-id"]) == len(set(found["backcare-rule-id"])), "a rule is listed twice"
+    assert set(found["backcare-rule-id"]) == {r.id for r in rulebase.rules}
+
+
+def test_catalogue_lists_every_red_flag_and_contraindication(catalogue: tuple[str, dict[str, list[str]]]) -> None:
+    _, found = catalogue
+    assert set(found["backcare-red-flag-id"]) == {f.id for f in backcare.red_flags()}
+    assert set(found["backcare-contraindication-id"]) == {c.id for c in backcare.conditions()}
+
+
+def test_catalogue_shows_the_chaining_diagram(html: Path, catalogue: tuple[str, dict[str, list[str]]]) -> None:
+    page, _ = catalogue
+    images = re.findall(r'<(?:object data|img src)="(_images/graphviz-[0-9a-f]+\.(?:svg|png))"', page)
+    assert len(images) >= 2, "the chaining and safety diagrams are not on the catalogue page"
+    for image in images:
+        svg = (html / image).read_text(encoding="utf-8")
+        assert re.search(r"<(\w+:)?svg\b", svg), image  # Sphinx rewrites links, giving ns0:svg
+    chain = (html / images[0]).read_text(encoding="utf-8")
+    # Every technique some rule scores is in the diagram, and so is every derived fact.
+    rulebase = backcare.Recommender().rulebase
+    scored = {rulebase.techniques[t].name for r in rulebase.rules for t, _ in r.then.score}
+    derived = {f for r in rulebase.rules if not r.safety for f, _ in r.then.derive}
+    for label in scored | derived:
+        assert re.search(rf">{re.escape(label)}(?: = [^<]*)?</", chain), label
+
+
+def test_profile_fields_and_rule_keys_are_documented(html: Path) -> None:
+    concepts = (html / "concepts.html").read_text(encoding="utf-8")
+    for name in backcare.Profile.__attrs_attrs__:
+        if name.name != "extra":
+            assert f'<span class="pre">{name.name}</span>' in concepts, name.name
+    from backcare import _loader
+
+    writing = (html / "writing-rules.html").read_text(encoding="utf-8")
+    for table in (*_loader.SCHEMA.values(), _loader.THEN_KEYS, _loader.EXCLUDE_KEYS, _loader.REFER_KEYS,
+                  _loader.EXPECT_KEYS):
+        for key in table.values():
+            assert f'<span class="pre">{key.name}</span>' in writing, key.name
+
+
+def test_every_page_carries_the_disclaimer(html: Path) -> None:
+    import html as htmllib
+
+    for page in html.glob("*.html"):
+        if page.name in ("genindex.html", "search.html", "py-modindex.html"):
+            continue
+        text = htmllib.unescape(page.read_text(encoding="utf-8"))
+        assert backcare.DISCLAIMER in text, page.name
