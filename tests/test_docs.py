@@ -186,6 +186,13 @@ def test_profile_fields_and_rule_keys_are_documented(html: Path) -> None:
             assert f'<span class="pre">{key.name}</span>' in writing, key.name
 
 
+def test_api_reference_covers_the_public_api(html: Path) -> None:
+    """Every name in backcare.__all__ has an entry, so a new public name cannot go undocumented."""
+    page = (html / "api.html").read_text(encoding="utf-8")
+    missing = [name for name in backcare.__all__ if f'id="backcare.{name}"' not in page]
+    assert not missing, f"add these to docs/api.rst: {missing}"
+
+
 def test_every_page_carries_the_disclaimer(html: Path) -> None:
     import html as htmllib
 

@@ -319,27 +319,30 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
+def _id_cell(role: str, ident: str, rule_id: str, anchor: str | None = None) -> str:
+    """A catalogue id, with a link to the rule it compiles to underneath."""
+    target = f".. _{anchor}:\n\n       " if anchor else ""
+    return f"{target}:{role}:`{ident}`\n\n       :ref:`rule <{rule_label(rule_id)}>`"
+
+
 def red_flags(rb: _model.Rulebase) -> list[str]:
     raised_by: dict[str, list[str]] = {}
     for rule in rb.rules:
         for flag in rule.then.flag:
             raised_by.setdefault(flag, []).append(rule.id)
     order = {u: i for i, u in enumerate(_model.URGENCIES)}
-    out = roles()
     rows = []
     for f in sorted(rb.red_flags.values(), key=lambda f: (order[f.urgency], f.suspected, f.id)):
-        rule = rule_ref(f"red-flag.{f.id}")
+        sign = esc(f.description)
         if f.id in raised_by:
-            rule += "; also raised by " + ", ".join(rule_ref(r) for r in sorted(raised_by[f.id]))
-        rows.append([f".. _red-flag-{f.id}:\n\n       :backcare-red-flag-id:`{f.id}`", esc(f.description),
-                     esc(f.suspected), f"**{f.urgency}**", rule, source_ref(f.source)])
-    out += list_table(["Profile id", "Sign", "May point to", "Urgency", "Rule", "Source"], rows,
-                      "backcare-red-flags", "18 28 16 10 18 10")
-    return out
+            sign += "\n\n       *Also raised by* " + ", ".join(rule_ref(r) for r in sorted(raised_by[f.id]))
+        rows.append([_id_cell("backcare-red-flag-id", f.id, f"red-flag.{f.id}", f"red-flag-{f.id}"), sign,
+                     esc(f.suspected), f"**{f.urgency}**", source_ref(f.source)])
+    return list_table(["Profile id", "Sign", "May point to", "Urgency", "Source"], rows,
+                      "backcare-red-flags", "24 34 17 11 14")
 
 
 def contraindications(rb: _model.Rulebase) -> list[str]:
-    out = roles()
     rows = []
     for c in sorted(rb.contraindications.values(), key=lambda c: (c.effect, c.id)):
         effect = f"**{c.effect}**"
@@ -347,11 +350,10 @@ def contraindications(rb: _model.Rulebase) -> list[str]:
             effect += ": " + esc(c.exclude.describe())
         if c.refer:
             effect += f"; refer ({c.refer.urgency}): {esc(c.refer.suspected)}"
-        rows.append([f":backcare-contraindication-id:`{c.id}`", esc(c.description), effect, esc(c.because),
-                     rule_ref(f"contraindication.{c.id}"), source_ref(c.source)])
-    out += list_table(["Profile id", "Condition", "Effect", "Why", "Rule", "Source"], rows,
-                      "backcare-contraindications", "16 18 20 24 14 8")
-    return out
+        rows.append([_id_cell("backcare-contraindication-id", c.id, f"contraindication.{c.id}"),
+                     esc(c.description), effect, esc(c.because), source_ref(c.source)])
+    return list_table(["Profile id", "Condition", "Effect", "Why", "Source"], rows,
+                      "backcare-contraindications", "20 17 24 27 12")
 
 
 def urgency_actions(rb: _model.Rulebase) -> list[str]:
