@@ -690,7 +690,7 @@ def _arg_rows(parser: argparse.ArgumentParser) -> list[list[str]]:
         details = esc(a.help or "")
         if a.choices:
             details += " Choices: " + ", ".join(lit(c) for c in a.choices) + "."
-        if isinstance(a, argparse._AppendAction):
+        if isinstance(a, argparse._AppendAction) and "repeatable" not in (a.help or ""):
             details += " Repeatable."
         rows.append([lit(name), details])
     return rows
@@ -722,8 +722,8 @@ def cli_reference() -> list[str]:
 
 
 def cli_intro() -> list[str]:
-    doc = (_cli.__doc__ or "").strip().split("\n\n", 1)
-    return [esc(d) for d in doc] + [""] if doc else []
+    # The module docstring is reStructuredText already.
+    return [" ".join(par.split()) + "\n" for par in (_cli.__doc__ or "").strip().split("\n\n")]
 
 
 # ---------------------------------------------------------------------------
