@@ -1,0 +1,248 @@
+"""Hypothesis strategies that write whole rule packs, valid or broken, as TOML text.
+
+The differential tests load valid packs and compare durable-rules with the
+reference evaluator on them; the fuzz tests also feed broken and oversized
+packs to a worker process. A pack is built as plain data first (so profiles
+for it can be generated from the same description) and then written out.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+from hypothesis import strategies as st
+
+PRESSURES = ["light", "moderate", "firm", "deep"]
+STRING_CHOICES = ["a", "b", "c"]
+LIST_CHOICES = ["x", "y", "z"]
+
+
+# ---------------------------------------------------------------------------
+# Writing TOML: the subset rule files use (strings, numbers, booleans, lists,
+# inline tables). JSON string escapes are valid TOML basic-string escapes.
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(value)
+
+
+def toml_key(key: str) -> str:
+    return key if key and all(c.isalnum() or c in "_-" for c in key) else json.dumps(key)
+
+
+def to_toml(tables: dict[str, list[dict[str, Any]]], top: dict[str, Any] | None = None) -> str:
+    lines: list[str] = []
+    for key, value in (top or {}).items():
+        if isinstance(value, dict):
+            for sub, entry in value.items():
+                lines.append(f"[{key}.{sub}]")
+                lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in entry.items()]
+        else:
+            lines.append(f"{toml_key(key)} = {toml_value(value)}")
+    for table, entries in tables.items():
+        for entry in entries:
+            lines.append(f"\n[[{table}]]")
+            lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in entry.items()]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Valid packs.
+
+
+@attrs.frozen
+class Fact:
+    name: str
+    type: str  # bool, int, number, string, list
+    field: bool  # a profile field (else derived)
+
+
+@attrs.frozen
+class Pack:
+    """A generated pack: its TOML text and what profiles for it may contain."""
+
+    text: str
+    fields: tuple[Fact, ...]
+    rule_ids: tuple[str, ...]
+
+
+def _value(fact_type: str) -> st.SearchStrategy[Any]:
+    return {
+        "bool": st.booleans(),
+        "int": st.integers(-3, 12),
+        "number": st.one_of(st.integers(-3, 12), st.sampled_from([-1.5, 0.5, 2.25, 7.0, 11.75])),
+        "string": st.sampled_from(STRING_CHOICES),
+        "list": st.sampled_from(LIST_CHOICES),
+    }[fact_type]
+
+
+@st.composite
+def _condition(draw: st.DrawFn, fact: Fact) -> Any:
+    if fact.type == "list":
+        return {"contains": draw(_value("list"))}
+    if fact.type == "bool":
+        return draw(st.one_of(st.booleans(), st.builds(lambda b: {"ne": b}, st.booleans())))
+    value = _value(fact.type)
+    ops = ["eq", "ne", "in"] + (["gt", "ge", "lt", "le"] if fact.type in ("int", "number") else [])
+    tests: dict[str, Any] = {}
+    for op in draw(st.lists(st.sampled_from(ops), min_size=1, max_size=2, unique=True)):
+        tests[op] = draw(st.lists(value, min_size=1, max_size=4)) if op == "in" else draw(value)
+    if list(tests) == ["eq"] and draw(st.booleans()):
+        return tests["eq"]  # the short form: fact = value
+    return tests
+
+
+@st.composite
+def packs(draw: st.DrawFn, max_rules: int = 14) -> Pack:
+    """A valid pack of fields, techniques, layered derived facts and rules.
+
+    Derived facts are layered (a rule deriving layer k tests only layers below
+    it), so there are no cycles, and chains go several steps deep.
+    """
+    n_tech = draw(st.integers(1, 4))
+    techniques = [{"id": f"t{i}", "name": f"Technique {i}", "description": "generated",
+                   "pressure": draw(st.sampled_from(PRESSURES))} for i in range(n_tech)]
+    types = ["bool", "int", "number", "string", "list"]
+    fields = [Fact(f"f{i}", draw(st.sampled_from(types)), True) for i in range(draw(st.integers(1, 5)))]
+    derived = [Fact(f"d{i}", draw(st.sampled_from(["bool", "int", "string"])), False)
+               for i in range(draw(st.integers(0, 4)))]
+    field_entries = []
+    for f in fields:
+        entry: dict[str, Any] = {"name": f.name, "type": f.type, "description": "generated"}
+        if f.type == "string":
+            entry["choices"] = STRING_CHOICES
+        elif f.type == "list":
+            entry["choices"] = LIST_CHOICES
+        field_entries.append(entry)
+
+    rules: list[dict[str, Any]] = []
+    derivable: set[str] = set()
+    for i in range(draw(st.integers(1, max_rules))):
+        layer = draw(st.integers(0, len(derived)))  # may test derived facts below this layer
+        testable = fields + [d for d in derived[:layer] if d.name in derivable]
+        when = {}
+        for fact in draw(st.lists(st.sampled_from(testable), min_size=1, max_size=3, unique=True)):
+            when[fact.name] = draw(_condition(fact))
+        then: dict[str, Any] = {}
+        rule: dict[str, Any] = {"id": f"r{i}", "title": f"Rule {i}", "when": when}
+        kind = draw(st.sampled_from(["derive", "score", "score", "exclude", "note"]))
+        if kind == "derive" and layer < len(derived):
+            target = derived[draw(st.integers(layer, len(derived) - 1))]
+            then["derive"] = {target.name: draw(_value(target.type))}
+            derivable.add(target.name)
+        elif kind == "exclude":
+            ex = draw(st.sampled_from(["techniques", "max_pressure", "only", "all"]))
+            then["exclude"] = {
+                "techniques": {"techniques": [f"t{draw(st.integers(0, n_tech - 1))}"]},
+                "max_pressure": {"max_pressure": draw(st.sampled_from(PRESSURES))},
+                "only": {"only": [f"t{draw(st.integers(0, n_tech - 1))}"]},
+                "all": {"all": True},
+            }[ex]
+            rule["safety"] = True
+        elif kind == "note":
+            then["note"] = f"note {i}"
+        if not then or draw(st.booleans()):
+            weights = st.one_of(st.integers(-3, 5), st.sampled_from([0.5, -1.25, 2.75]))
+            then["score"] = {f"t{j}": draw(weights)
+                             for j in sorted(draw(st.sets(st.integers(0, n_tech - 1), min_size=1)))}
+        rule.update(then=then, because="generated", source="s", evidence=draw(
+            st.sampled_from(["guideline", "trial", "low", "claim"])))
+        rules.append(rule)
+    text = to_toml({
+        "source": [{"id": "s", "kind": "study", "citation": "Generated (test)"}],
+        "field": field_entries,
+        "technique": techniques,
+        "rule": rules,
+    })
+    return Pack(text, tuple(fields), tuple(r["id"] for r in rules))
+
+
+@st.composite
+def pack_profiles(draw: st.DrawFn, pack: Pack) -> dict[str, Any]:
+    """A valid profile for ``pack``: any subset of its fields, plus a few core ones."""
+    out: dict[str, Any] = {}
+    for f in pack.fields:
+        if draw(st.booleans()):
+            if f.type == "list":
+                out[f.name] = draw(st.lists(st.sampled_from(LIST_CHOICES), max_size=3))
+            else:
+                out[f.name] = draw(_value(f.type))
+    if draw(st.booleans()):
+        out["pain_weeks"] = draw(st.integers(0, 60))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Oversized packs: each just past, or just inside, one of the engine's limits.
+
+OVERSIZE = ("conditions", "shared", "fact_names", "value_tests", "in_values", "combinations", "rules")
+
+
+def _rule(rid: str, when: dict[str, Any], then: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"id": rid, "title": "generated", "when": when, "then": then or {"score": {"t": 1}},
+            "because": "generated", "source": "s", "evidence": "low"}
+
+
+def oversized(kind: str, n: int) -> tuple[str, dict[str, Any]]:
+    """A pack stressing one engine limit with size ``n``, and a profile that exercises it."""
+    fields: list[dict[str, Any]] = []
+    rules: list[dict[str, Any]] = []
+    profile: dict[str, Any] = {}
+    if kind == "conditions":  # one rule, n conditions that all hold
+        fields = [{"name": f"f{i}", "type": "bool", "description": "g"} for i in range(n)]
+        rules = [_rule("r", {f"f{i}": True for i in range(n)})]
+        profile = {f"f{i}": True for i in range(n)}
+    elif kind == "shared":  # n rules ending on the same condition
+        fields = [{"name": "f", "type": "bool", "description": "g"}]
+        rules = [_rule(f"r{i}", {"f": True}) for i in range(n)]
+        profile = {"f": True}
+    elif kind == "fact_names":  # n derived facts, each tested
+        fields = [{"name": "f", "type": "bool", "description": "g"}]
+        rules = [_rule("root", {"f": True}, {"derive": {f"d{i}": True for i in range(n)}})]
+        rules += [_rule(f"r{i}", {f"d{i}": True}) for i in range(n)]
+        profile = {"f": True}
+    elif kind == "value_tests":  # n tests on one fact that all hold at once
+        fields = [{"name": "f", "type": "int", "description": "g"}]
+        rules = [_rule(f"r{i}", {"f": {"ne": 1000 + i}}) for i in range(n)]
+        profile = {"f": 3}
+    elif kind == "in_values":  # one 'in' with n values
+        fields = [{"name": "f", "type": "int", "description": "g"}]
+        rules = [_rule("r", {"f": {"in": list(range(n))}})]
+        profile = {"f": n - 1}
+    elif kind == "combinations":  # two facts derived with n values each, tested together
+        fields = [{"name": "f", "type": "bool", "description": "g"}]
+        for i in range(n):
+            rules.append(_rule(f"a{i}", {"f": True}, {"derive": {"da": i}}))
+            rules.append(_rule(f"b{i}", {"f": True}, {"derive": {"db": i}}))
+        rules.append(_rule("pair", {"da": {"ge": 0}, "db": {"ge": 0}}))
+        profile = {"f": True}
+    elif kind == "rules":  # n distinct rules over 100 facts
+        fields = [{"name": f"f{i}", "type": "int", "description": "g"} for i in range(100)]
+        rules = [_rule(f"r{i}", {f"f{i % 100}": i // 100}) for i in range(n)]
+        profile = {f"f{i}": 0 for i in range(100)}
+    else:
+        raise ValueError(kind)
+    text = to_toml({
+        "source": [{"id": "s", "kind": "study", "citation": "Generated (test)"}],
+        "technique": [{"id": "t", "name": "T", "description": "g", "pressure": "light"}],
+        "field": fields,
+        "rule": rules,
+    })
+    return text, profile
+
+
+#: Where each oversized kind stops loading (inclusive), per the loader's limits.
+LIMITS = {"conditions": 16, "shared": 200, "fact_names": 499, "value_tests": 60, "in_values": 60,
+          "combinations": 32, "rules": 4000}
