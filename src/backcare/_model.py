@@ -7,11 +7,14 @@ behaviour beyond describing themselves.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 import attrs
 
 from ._profile import FieldSpec, Scalar
+
+T = TypeVar("T")
 
 Evidence = Literal["guideline", "trial", "low", "claim"]
 #: Strongest first. A technique's evidence is the strongest level among the
@@ -275,9 +278,22 @@ class Rulebase:
     #: earlier pack's examples may use.
     disabled: tuple[str, ...] = ()
     by_id: dict[str, Rule] = attrs.field(init=False, eq=False, repr=False)
+    _memo: dict[str, Any] = attrs.field(init=False, eq=False, repr=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "by_id", {r.id: r for r in self.rules})
+
+    def memo(self, key: str, build: Callable[[Rulebase], T]) -> T:
+        """``build(self)``, computed once per rulebase and kept as long as it lives.
+
+        The engine, the reference evaluator and the reasoning each derive
+        lookup tables from the rules; a rulebase never changes once loaded, so
+        they are built on first use and shared by every later call.
+        """
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo.setdefault(key, build(self))
+        return found  # type: ignore[no-any-return]
 
     def fact_names(self) -> set[str]:
         """Every name a condition may test: profile fields and derived facts."""

@@ -130,19 +130,6 @@ class _Compiled:
                 self.by_name.setdefault(cond.fact, []).append((ri, ci, _condition(cond)))
 
 
-_compiled: dict[int, tuple[Rulebase, _Compiled]] = {}
-
-
-def _compile(rb: Rulebase) -> _Compiled:
-    hit = _compiled.get(id(rb))
-    if hit is None or hit[0] is not rb:
-        if len(_compiled) > 64:
-            _compiled.clear()
-        hit = (rb, _Compiled(rb))
-        _compiled[id(rb)] = hit
-    return hit[1]
-
-
 def evaluate(rb: Rulebase, facts: Iterable[Fact]) -> Trace:
     """The trace the engine produces for ``facts``, computed in plain Python.
 
@@ -150,7 +137,7 @@ def evaluate(rb: Rulebase, facts: Iterable[Fact]) -> Trace:
     against every condition on its name, and a rule fires for each new
     combination that includes it, so every combination fires exactly once.
     """
-    compiled = _compile(rb)
+    compiled = rb.memo("oracle", _Compiled)
     given = tuple(sorted(set(facts), key=_order))
     known: set[Fact] = set(given)
     derived: set[Fact] = set()

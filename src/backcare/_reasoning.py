@@ -68,24 +68,12 @@ class _Tables:
         return found
 
 
-_tables: dict[int, _Tables] = {}
-
-
-def _tables_for(rb: Rulebase) -> _Tables:
-    found = _tables.get(id(rb))
-    if found is None or found.rb is not rb:  # an id can be reused once a rulebase is gone
-        if len(_tables) > 64:
-            _tables.clear()
-        found = _tables[id(rb)] = _Tables(rb)
-    return found
-
-
 class _Chain:
     """Derivation chains over one trace: which firings produced which facts."""
 
     def __init__(self, rb: Rulebase, trace: Trace, tables: _Tables | None = None) -> None:
         self.rb = rb
-        self.tables = tables or _tables_for(rb)
+        self.tables = tables or rb.memo("reasoning", _Tables)
         derives = self.tables.derives
         self.premises: dict[str, set[Fact]] = {}
         self.derivers: dict[Fact, set[str]] = {}
@@ -153,7 +141,7 @@ def excluded_by(rule: Rule, rb: Rulebase) -> list[str]:
 
 def build(rb: Rulebase, profile: Mapping[str, Any], trace: Trace) -> Recommendation:
     """Assemble the recommendation for one profile from its trace."""
-    tables = _tables_for(rb)
+    tables = rb.memo("reasoning", _Tables)
     chain = _Chain(rb, trace, tables)
     fired = sorted(chain.premises)
     rules = [rb.by_id[r] for r in fired]
