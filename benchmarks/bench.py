@@ -10,7 +10,9 @@ deterministic cohort (``cohort.py``), so two runs differ only by machine noise.
 * import and default-recommender load time: medians over fresh processes;
 * batch throughput: ``recommend_many`` over the cohort with the cache off
   (every profile evaluated) and on (a fresh recommender, so only repeats
-  hit), and with a warm cache (every profile already cached);
+  hit), and with a warm cache (the cohort scored again, as a nightly re-run
+  would); batches are timed with the cyclic GC paused, as ``timeit`` does,
+  and the warm one also with it running;
 * RSS: resident memory before and after 200,000 ``recommend()`` calls with
   the cache off, after a warm-up of 1,000 calls;
 * Dask: results per second of ``recommend_frame`` on a ``LocalCluster`` of 1
@@ -21,6 +23,7 @@ deterministic cohort (``cohort.py``), so two runs differ only by machine noise.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import statistics
@@ -101,10 +104,23 @@ def time_calls(fn: Any, items: list[Any]) -> list[float]:
     return out
 
 
-def throughput(fn: Any, n: int) -> float:
-    t = time.perf_counter()
-    fn()
-    return n / (time.perf_counter() - t)
+def throughput(fn: Any, n: int, *, pause_gc: bool = True) -> float:
+    """Items per second of ``fn()``; like ``timeit``, with the cyclic GC paused by default.
+
+    The benchmark itself keeps tens of thousands of objects alive (traces,
+    profiles, cached results), and a full collection that happens to fall in
+    a timed batch walks all of them: that measures this script's heap, not
+    backcare. The warm batch is also timed with the GC running, to show it.
+    """
+    gc.collect()
+    if pause_gc:
+        gc.disable()
+    try:
+        t = time.perf_counter()
+        fn()
+        return n / (time.perf_counter() - t)
+    finally:
+        gc.enable()
 
 
 def dask_rate(profiles: list[dict], workers: int) -> float:
@@ -179,13 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     warm_rec = backcare.Recommender(cache_size=n)
     warm_rec.recommend_many(profiles)
     warm = throughput(lambda: warm_rec.recommend_many(profiles), n)
+    warm_gc = throughput(lambda: warm_rec.recommend_many(profiles), n, pause_gc=False)
     hit_us = 1e6 / warm
     row(f"cohort: {n:,} profiles, repeat rate (share equal to an earlier one)", f"{repeat:.1%}")
     row("batch, cache off (every profile evaluated)", f"{off:,.0f} profiles/s")
     row(f"batch, cache on, starting empty ({repeat:.1%} repeats)", f"{cold:,.0f} profiles/s",
         f">= 20x off: {'met' if cold >= 20 * off else 'NOT met'} ({cold / off:.1f}x)")
-    row("batch, cache on, warm (every profile a hit)", f"{warm:,.0f} profiles/s",
-        f"{warm / off:.1f}x off")
+    row("batch, cache on, warm: the cohort scored again (100% repeats)", f"{warm:,.0f} profiles/s",
+        f">= 20x off: {'met' if warm >= 20 * off else 'NOT met'} ({warm / off:.1f}x)")
+    row("the same warm batch with the cyclic GC running", f"{warm_gc:,.0f} profiles/s",
+        f"{warm_gc / off:.1f}x off")
 
     # memory over many calls, cache off
     mem_rec = backcare.Recommender(cache_size=0)
@@ -222,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| building the result (`_reasoning.build`) | {build_us:.1f} |")
     print(f"| oracle evaluation (`_oracle.evaluate`, for comparison) | {oracle_eval_us:.1f} |")
     print(f"| cache hit, whole path (validation + key + lookup), from the warm batch | {hit_us:.1f} |")
-    print(f"| per profile, batch with the cache off (mean, incl. GC and tails) | {1e6 / off:.1f} |")
+    print(f"| per profile, batch with the cache off (mean, incl. tails) | {1e6 / off:.1f} |")
     miss_us = 1e6 / off
     bound = 1 / ((1 - repeat) + repeat * hit_us / miss_us)
     print()

@@ -165,6 +165,17 @@ def test_engine_limits_are_refused_before_the_engine_sees_them(worker: Worker, k
             assert reply["results"][0][0] == "ok"
 
 
+@given(kind=st.sampled_from(packgen.OVERSIZE), data=st.data())
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_packs_of_any_size_load_exactly_up_to_the_limit(worker: Worker, kind: str, data: st.DataObject) -> None:
+    limit = packgen.LIMITS[kind]
+    n = data.draw(st.integers(1, limit * 3 // 2 + 2), label="size")
+    text, profile = packgen.oversized(kind, n)
+    reply = worker.ask({"pack": text, "profiles": [profile], "include_default": False})
+    _assert_clean(reply, f"{kind} at {n}")
+    assert reply["load"] == ("ok" if n <= limit else "rule_error"), f"{kind} at {n}: {reply.get('detail')}"
+
+
 # ---------------------------------------------------------------------------
 # Profiles of every wrong type and size.
 
