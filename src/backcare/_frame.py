@@ -154,7 +154,7 @@ def _cell(value: Any, spec: FieldSpec) -> Any:
     """One frame cell as the plain value a profile takes; None for "not given"."""
     if value is None or isinstance(value, (str, bool, list, tuple)):
         return value
-    if hasattr(value, "tolist") and getattr(value, "ndim", 0):  # a numpy array in a list column
+    if getattr(value, "ndim", 0) and hasattr(value, "tolist"):  # a numpy array in a list column
         return value.tolist()
     import pandas as pd
 

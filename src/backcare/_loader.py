@@ -279,7 +279,7 @@ def _get(ctx: _Ctx, data: Mapping[str, Any], key: str, kind: str, default: Any =
     value = data.get(key, _MISSING)
     if value is _MISSING:
         return default
-    ok = {
+    ok: Callable[[Any], bool] = {
         "string": lambda v: isinstance(v, str) and v.strip() != "",
         "id": lambda v: isinstance(v, str) and bool(ID_RE.match(v)),
         "name": lambda v: isinstance(v, str) and bool(NAME_RE.match(v)),
@@ -998,11 +998,11 @@ def validate(rb: Rulebase) -> list[Problem]:
             for tech in (*ex.techniques, *(ex.only or ())):
                 if tech not in rb.techniques:
                     problem(rule, f"unknown technique {tech!r}{did_you_mean(tech, rb.techniques)}", "then.exclude")
-    for flag in rb.red_flags.values():
-        if flag.source not in rb.sources:
-            o = flag.origin or Origin("<rules>")
-            problems.append(Problem(f"unknown source {flag.source!r}{did_you_mean(flag.source, rb.sources)}",
-                                    o.file, o.line, flag.id, "source"))
+    for red_flag in rb.red_flags.values():
+        if red_flag.source not in rb.sources:
+            o = red_flag.origin or Origin("<rules>")
+            problems.append(Problem(f"unknown source {red_flag.source!r}{did_you_mean(red_flag.source, rb.sources)}",
+                                    o.file, o.line, red_flag.id, "source"))
     for level in ("emergency", "urgent", "routine"):
         if rb.red_flags and level not in rb.urgency_actions:
             problems.append(Problem(f"no [urgency.{level}] action text is defined", "<rules>", key="urgency"))
@@ -1028,8 +1028,10 @@ def _check_tests(rule: Rule, cond: Condition, types: set[str], rb: Rulebase) -> 
                 out.append(Problem(f"{cond.fact!r} holds strings: contains needs a string id, got {test.value!r}",
                                    o.file, o.line, rule.id, key))
                 continue
-            catalogue = {"red_flags": rb.red_flags, "conditions": rb.contraindications}.get(cond.fact)
-            allowed = catalogue if catalogue is not None else (spec.choices if spec and spec.choices else None)
+            catalogues: dict[str, Mapping[str, Any]] = {"red_flags": rb.red_flags,
+                                                       "conditions": rb.contraindications}
+            catalogue = catalogues.get(cond.fact)
+            allowed: Iterable[str] | None = catalogue if catalogue is not None else (spec.choices if spec and spec.choices else None)
             if allowed is not None and test.value not in allowed:
                 out.append(Problem(f"{cond.fact!r} has no id {test.value!r}{did_you_mean(str(test.value), allowed)}",
                                    o.file, o.line, rule.id, key))

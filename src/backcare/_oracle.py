@@ -83,11 +83,11 @@ def compare(op: str, left: Scalar, right: Scalar) -> bool:
         else:
             raise ValueError(f"durable-rules has no defined comparison of {left!r} with {right!r}")
     elif isinstance(left, float) or isinstance(right, float):
-        a, b = float(left), float(right)
-        cmp = (a > b) - (a < b)
+        x, y = float(left), float(right)
+        cmp = (x > y) - (x < y)
     else:
-        a, b = _int64(int(left)), _int64(int(right))
-        cmp = (a > b) - (a < b)
+        i, j = _int64(int(left)), _int64(int(right))
+        cmp = (i > j) - (i < j)
     if op in ("eq", "contains"):
         return cmp == 0
     if op == "ne":

@@ -10,7 +10,7 @@ fields; they use the same :class:`FieldSpec` and land in :attr:`Profile.extra`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -126,7 +126,7 @@ class FieldSpec:
                     f"field '{where}[{i}]': unknown id {item!r}{did_you_mean(item, self.choices)}",
                     field=f"{where}[{i}]",
                 )
-        return tuple(sorted(set(value)))  # type: ignore[arg-type]
+        return tuple(sorted(set(value)))
 
 
 def _num(x: float) -> str:
@@ -167,6 +167,11 @@ def _field(spec_type: str, description: str, **kw: Any) -> Any:
         metadata={"spec": spec},
         kw_only=True,
     )
+
+
+def _sorted_items(value: Mapping[str, Value] | Iterable[tuple[str, Value]]) -> tuple[tuple[str, Value], ...]:
+    """Pack-declared fields as sorted pairs, so equal profiles compare and hash equal."""
+    return tuple(sorted(dict(value).items())) if value else ()
 
 
 @attrs.frozen
@@ -221,9 +226,7 @@ class Profile:
         "Conditions and treatments that limit massage (ids from backcare.conditions()).",
         choices_from="conditions",
     )
-    extra: tuple[tuple[str, Value], ...] = attrs.field(
-        default=(), kw_only=True, converter=lambda v: tuple(sorted(dict(v).items())) if v else ()
-    )
+    extra: tuple[tuple[str, Value], ...] = attrs.field(default=(), kw_only=True, converter=_sorted_items)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object], fields: Mapping[str, FieldSpec] | None = None) -> Profile:

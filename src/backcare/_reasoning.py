@@ -166,13 +166,14 @@ def build(rb: Rulebase, profile: Mapping[str, Any], trace: Trace) -> Recommendat
     for tech_id, contributions in scores.items():
         if tech_id in exclusions:
             continue
-        tech = rb.techniques[tech_id]
+        technique = rb.techniques[tech_id]
         total = round(sum(w for w, _ in sorted(contributions)), 6)
         positive = [rid for w, rid in contributions if w > 0] or [rid for _, rid in contributions]
         evidence = min((rb.by_id[r].evidence for r in positive), key=EVIDENCE_LEVELS.index)
         by_weight = [rid for _, rid in sorted(contributions, key=lambda c: (-c[0], c[1]))]
         ranked.append(
-            RankedTechnique(tech.id, tech.name, tech.description, total, evidence, chain.explain(by_weight))
+            RankedTechnique(technique.id, technique.name, technique.description, total, evidence,
+                            chain.explain(by_weight))
         )
     ranked.sort(key=lambda t: (-t.score, t.id))
 

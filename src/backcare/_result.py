@@ -208,15 +208,18 @@ def _show(value: object) -> str:
 
 
 def _steps(steps: tuple[Step, ...], indent: str) -> list[str]:
-    lines = []
-    wrap = {"width": 79, "initial_indent": indent + "  ", "subsequent_indent": indent + "  "}
+    lines: list[str] = []
+
+    def body(text: str) -> list[str]:
+        return textwrap.wrap(text, 79, initial_indent=indent + "  ", subsequent_indent=indent + "  ")
+
     for s in steps:
         lines += textwrap.wrap(f"- [{s.rule_id}] {s.title}: {s.conclusion}", 79,
                                initial_indent=indent, subsequent_indent=indent + "  ")
-        lines += textwrap.wrap(f"{s.text} [{s.source}; evidence: {s.evidence}]", **wrap)
+        lines += body(f"{s.text} [{s.source}; evidence: {s.evidence}]")
         if s.caveat:
             cite = f" [{s.caveat_source}]" if s.caveat_source else ""
-            lines += textwrap.wrap(f"But: {s.caveat}{cite}", **wrap)
+            lines += body(f"But: {s.caveat}{cite}")
     return lines
 
 
