@@ -178,7 +178,7 @@ class Recommendation:
         elif not self.referral:
             out.append("No technique is indicated by this profile.")
         if self.excluded:
-            out += ["", "Excluded:"]
+            out += [*_gap(out), "Excluded:"]
             # Techniques excluded for the same reasons are listed together.
             groups: dict[tuple[Step, ...], list[str]] = {}
             for e in self.excluded:
@@ -189,7 +189,7 @@ class Recommendation:
                 out += _steps(reasons, "    ")
         for title, items in (("Warnings", self.warnings), ("Notes", self.notes)):
             if items:
-                out += ["", f"{title}:"]
+                out += [*_gap(out), f"{title}:"]
                 out += _steps(items, "  ")
         if self.facts:
             out += ["", "Derived facts: " + "; ".join(
@@ -199,6 +199,11 @@ class Recommendation:
             out += ["", "Sources:", *sources]
         out += ["", textwrap.fill(self.disclaimer, 79)]
         return "\n".join(out)
+
+
+def _gap(lines: list[str]) -> list[str]:
+    """One blank line before a new section, unless the last section already ended with one."""
+    return [""] if lines and lines[-1] else []
 
 
 def _show(value: object) -> str:
