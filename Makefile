@@ -28,7 +28,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/backcare recommend examples/profile.json
 
 test: $(VENV)/.installed graphviz
-	$(PY) -m pytest
+	BACKCARE_NO_SKIPS=1 $(PY) -m pytest
 	$(VENV)/bin/backcare rules test rules/
 
 docs: $(VENV)/.installed graphviz
@@ -38,4 +38,4 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) docs/_build build dist .pytest_cache .hypothesis
+	rm -rf $(VENV) docs/_build docs/_generated build dist .pytest_cache .hypothesis .mypy_cache
