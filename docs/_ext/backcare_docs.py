@@ -222,6 +222,26 @@ def name_patterns() -> list[str]:
             f"- **name**: matches ``{_loader.NAME_RE.pattern}``", ""]
 
 
+def engine_limits() -> list[str]:
+    """The pack sizes the loader refuses, read from the loader's own constants."""
+    rows = [
+        ["rules in the rulebase", _loader.MAX_RULES, "error 106 past 4096 rules"],
+        ["conditions in one rule", _loader.MAX_CONDITIONS_PER_RULE,
+         "error 304 once more than 16 conditions hold together"],
+        ["rules sharing one identical condition", _loader.MAX_SHARED_PATTERN,
+         "error 108, or a read past the engine's list, at 256"],
+        ["different facts tested by conditions", _loader.MAX_FACT_NAMES,
+         "loading never returns past 511 (the engine's own bookkeeping uses one)"],
+        ["different value tests on one fact (each value of an ``in`` counts)", _loader.MAX_VALUE_TESTS_PER_FACT,
+         "error 303 when more than 64 hold at once; loading never returns past 511"],
+        ["combinations of facts one rule can fire on", _loader.MAX_COMBINATIONS_PER_RULE,
+         "not an engine error: facts derived with many values multiply the work"],
+        ["profile fields", _loader.MAX_FIELDS, "a sanity bound on pack-declared fields"],
+    ]
+    return list_table(["Limit", "At most", "What durable-rules 2.0.28 does past it"],
+                      [[a, str(b), c] for a, b, c in rows], "backcare-limits", "40 12 48")
+
+
 def techniques(rb: _model.Rulebase) -> list[str]:
     rows = []
     order = {p: i for i, p in enumerate(_model.PRESSURES)}
@@ -747,6 +767,7 @@ def generate(srcdir: Path) -> dict[str, str]:
         "rule-schema.rst": rule_schema(),
         "condition-operators.rst": condition_operators(),
         "name-patterns.rst": name_patterns(),
+        "engine-limits.rst": engine_limits(),
         "catalogue-summary.rst": catalogue_summary(rb),
         "catalogue-techniques.rst": techniques(rb),
         "catalogue-rules.rst": rules(rb),
