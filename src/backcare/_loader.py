@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from ._engine import pattern_key, representable  # the engine owns how values and conditions compile
 from ._errors import Problem, RuleError, did_you_mean
 from ._model import (
     EVIDENCE_LEVELS,
@@ -512,8 +513,6 @@ _NUMBER_LIMITS = (" (numbers: finite, at most 2**53 in size, and not a single di
 
 
 def _is_scalar(value: Any) -> bool:
-    from ._engine import representable  # e.g. 1e-05 is a parse error inside durable-rules
-
     return isinstance(value, (str, int, bool, float)) and representable(value)
 
 
@@ -1098,8 +1097,6 @@ def _check_cycles(rb: Rulebase) -> list[Problem]:
 
 def _check_engine_limits(rb: Rulebase) -> list[Problem]:
     """durable-rules hangs, crashes or answers with error numbers past these; refuse first."""
-    from ._engine import pattern_key  # the engine owns how conditions compile
-
     out: list[Problem] = []
     if len(rb.rules) > MAX_RULES:
         out.append(Problem(f"{len(rb.rules)} rules: the engine takes at most {MAX_RULES} in one rulebase"))

@@ -286,8 +286,8 @@ class Rulebase:
     def memo(self, key: str, build: Callable[[Rulebase], T]) -> T:
         """``build(self)``, computed once per rulebase and kept as long as it lives.
 
-        The engine, the reference evaluator and the reasoning each derive
-        lookup tables from the rules; a rulebase never changes once loaded, so
+        The reference evaluator and the reasoning each derive lookup tables
+        from the rules; a rulebase never changes once loaded, so
         they are built on first use and shared by every later call.
         """
         found = self._memo.get(key)
