@@ -83,7 +83,6 @@ class _Chain:
                 self.derivers.setdefault(fact, set()).add(firing.rule_id)
         self.given = set(trace.given)
         self._sorted: dict[str, tuple[Fact, ...]] = {}
-        self._steps: dict[str, Step] = {}
 
     def sorted_premises(self, rule_id: str) -> tuple[Fact, ...]:
         found = self._sorted.get(rule_id)
@@ -92,10 +91,7 @@ class _Chain:
         return found
 
     def step(self, rule_id: str) -> Step:
-        found = self._steps.get(rule_id)
-        if found is None:
-            found = self._steps[rule_id] = self.tables.step(rule_id, self.sorted_premises(rule_id))
-        return found
+        return self.tables.step(rule_id, self.sorted_premises(rule_id))
 
     def explain(self, rule_ids: Iterable[str]) -> tuple[Step, ...]:
         """The steps behind ``rule_ids``: premises' derivations first, each rule once."""

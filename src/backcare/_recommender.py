@@ -132,24 +132,7 @@ class Recommender:
 
     def recommend(self, profile: ProfileLike) -> Recommendation:
         """Rank techniques for one profile; see :func:`backcare.recommend`."""
-        return self._recommend_valid(self.profile(profile))
-
-    def _recommend_valid(self, profile: Profile) -> Recommendation:
-        if self._maxsize:
-            key = _cache_key(profile)
-            with self._cache_lock:
-                hit = self._cache.get(key)
-                if hit is not None:
-                    self._cache.move_to_end(key)
-                    self._hits += 1
-                    return hit
-                self._misses += 1
-            result = self._evaluate(profile)
-            self._store(key, result)
-            return result
-        with self._cache_lock:
-            self._misses += 1
-        return self._evaluate(profile)
+        return self._recommend_profiles([self.profile(profile)])[0]
 
     def _evaluate(self, profile: Profile) -> Recommendation:
         trace = self._engine.evaluate(profile.facts())
