@@ -1,0 +1,139 @@
+"""The schema of a rule file, written once: every table, the keys it accepts and what they mean.
+
+The parser checks files against it, ``backcare schema pack`` and the
+documentation render it, so the three cannot disagree.
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+from .._model import EVIDENCE_LEVELS, PRESSURES, URGENCIES
+from .._profile import FIELD_TYPES
+
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+@attrs.frozen
+class Key:
+    """One key a rule-file table accepts."""
+
+    name: str
+    type: str
+    doc: str
+    required: bool = False
+
+
+def _keys(*keys: Key) -> dict[str, Key]:
+    return {k.name: k for k in keys}
+
+
+_REPLACE = Key("replace", "bool", "Set to true to replace an entry of the same id from an earlier pack.")
+
+#: Every table a rule file may contain, and the keys each accepts.
+SCHEMA: dict[str, dict[str, Key]] = {
+    "pack": _keys(
+        Key("name", "string", "A short name for the pack, shown in errors and docs."),
+        Key("description", "string", "What the pack is for."),
+    ),
+    "field": _keys(
+        Key("name", "name", "The profile field name (lower_snake_case).", True),
+        Key("type", "string", "One of " + ", ".join(FIELD_TYPES) + ".", True),
+        Key("description", "string", "What the field means, for forms and docs.", True),
+        Key("minimum", "number", "Smallest accepted value (int and number fields)."),
+        Key("maximum", "number", "Largest accepted value (int and number fields)."),
+        Key("choices", "list of strings", "The accepted values (string fields, or items of list fields)."),
+    ),
+    "technique": _keys(
+        Key("id", "id", "Technique id, used in rules and results.", True),
+        Key("name", "string", "Display name.", True),
+        Key("description", "string", "What the therapist does.", True),
+        Key("pressure", "string", "How firm it is: " + ", ".join(PRESSURES) + ".", True),
+        _REPLACE,
+    ),
+    "source": _keys(
+        Key("id", "id", "Citation key that rules name in `source`.", True),
+        Key("kind", "string", "seed, review, trial, guideline, study or convention.", True),
+        Key("citation", "string", "The full reference.", True),
+        Key("passage", "string", "For the seed: the passage the rule encodes."),
+        _REPLACE,
+    ),
+    "rule": _keys(
+        Key("id", "id", "Unique rule id.", True),
+        Key("title", "string", "One line saying what the rule does.", True),
+        Key("when", "table", "Conditions: fact name = value, or = { op = value, ... }.", True),
+        Key("then", "table", "The conclusion: derive, score, flag, exclude, refer, note, warn.", True),
+        Key("because", "string", "Why the conclusion follows, in words a person can read.", True),
+        Key("source", "id", "The source id the rule encodes.", True),
+        Key("evidence", "string", "How strong the evidence is: " + ", ".join(EVIDENCE_LEVELS) + ".", True),
+        Key("caveat", "string", "What the evidence says against or beyond the claim."),
+        Key("caveat_source", "id", "The source id behind the caveat."),
+        Key("safety", "bool", "Marks a safety rule; required for flag, exclude, refer and warn."),
+        _REPLACE,
+    ),
+    "red_flag": _keys(
+        Key("id", "id", "The id a profile lists in red_flags.", True),
+        Key("description", "string", "The sign in plain words.", True),
+        Key("suspected", "string", "The serious condition it may point to.", True),
+        Key("urgency", "string", "emergency, urgent or routine.", True),
+        Key("source", "id", "The source id.", True),
+        _REPLACE,
+    ),
+    "contraindication": _keys(
+        Key("id", "id", "The id a profile lists in conditions.", True),
+        Key("description", "string", "The condition in plain words.", True),
+        Key("effect", "string", "no_massage, exclude, avoid_area or consult_first.", True),
+        Key("because", "string", "Why it limits massage.", True),
+        Key("source", "id", "The source id.", True),
+        Key("exclude", "list of ids", "Techniques ruled out (effect exclude)."),
+        Key("max_pressure", "string", "Rule out techniques firmer than this (effect exclude)."),
+        Key("only", "list of ids", "Rule out every technique but these (effect exclude)."),
+        Key("refer", "string", "Also refer with this urgency."),
+        Key("suspected", "string", "With refer: what the clinician should rule out."),
+        _REPLACE,
+    ),
+    "urgency": _keys(*(Key(u, "table", f"`action` text for a {u} referral.") for u in URGENCIES)),
+    "example": _keys(
+        Key("name", "string", "The example's name, shown when it fails.", True),
+        Key("profile", "table", "The profile to recommend for.", True),
+        Key("expect", "table", "What the result must show.", True),
+    ),
+}
+
+THEN_KEYS = _keys(
+    Key("derive", "string or table", "Derive a fact: a name (value true) or { name = value, ... }."),
+    Key("score", "table", "Add weights to techniques: { technique_id = weight, ... }."),
+    Key("flag", "id or list of ids", "Raise red flags (safety)."),
+    Key("exclude", "table", "Rule out techniques: { techniques, max_pressure, only, all } (safety)."),
+    Key("refer", "table", "Refer to a clinician: { urgency, suspected } (safety)."),
+    Key("note", "string", "Add a note to the result."),
+    Key("warn", "string", "Add a warning to the result (safety)."),
+)
+EXCLUDE_KEYS = _keys(
+    Key("techniques", "list of ids", "Techniques ruled out."),
+    Key("max_pressure", "string", "Rule out techniques firmer than this."),
+    Key("only", "list of ids", "Rule out every technique but these."),
+    Key("all", "bool", "Rule out every technique."),
+)
+REFER_KEYS = _keys(
+    Key("urgency", "string", "emergency, urgent or routine.", True),
+    Key("suspected", "string", "What the clinician should rule out.", True),
+)
+EXPECT_KEYS = _keys(
+    Key("first", "id", "This technique ranks first."),
+    Key("order", "list of ids", "These techniques are recommended, in this relative order."),
+    Key("top_n", "int", "How many places `in_top` looks at (default 3)."),
+    Key("in_top", "list of ids", "These techniques are among the first `top_n`."),
+    Key("absent", "list of ids", "These techniques are not recommended."),
+    Key("excluded", "list of ids", "These techniques are in `excluded`."),
+    Key("fired", "list of ids", "These rules fired."),
+    Key("not_fired", "list of ids", "These rules did not fire."),
+    Key("referral", "string", "The referral urgency, or none."),
+    Key("no_techniques", "bool", "No technique is recommended (true) or at least one is (false)."),
+    Key("facts", "table", "These facts were derived, with these values."),
+)
+TOP_LEVEL = {*SCHEMA, "disable"}
+SAFETY_CONCLUSIONS = ("flag", "exclude", "refer", "warn")
