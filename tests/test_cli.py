@@ -34,7 +34,7 @@ def run(capsys, *argv, stdin=None, monkeypatch=None):
 def test_recommend_prints_readable_text(capsys):
     code, out, err = run(capsys, "recommend", str(SAMPLE))
     assert code == 0 and not err
-    assert "Techniques, best first:" in out and "not medical advice" in out
+    assert "Recommended techniques, best first" in out and "not medical advice" in out
 
 
 def test_recommend_json_validates_against_the_result_schema(capsys):
@@ -85,7 +85,7 @@ def test_rules_list_and_show(capsys):
     listed = [line.split("\t")[0] for line in out.splitlines()]
     assert listed == [r.id for r in backcare.Recommender().rulebase.rules]
     code, out, _ = run(capsys, "rules", "show", "seed.trigger-point-pressure")
-    assert code == 0 and "lucas2009" in out and "bands of muscle" in out
+    assert code == 0 and "No trial was found" in out and "bands of muscle" in out
     code, _, err = run(capsys, "rules", "show", "seed.trigger-point-presure")
     assert code == 2 and "did you mean 'seed.trigger-point-pressure'" in err
 

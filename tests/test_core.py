@@ -46,15 +46,18 @@ def test_injury_chain_shows_inflammation_then_scar_tissue_before_technique():
     deep = next(t for t in result.techniques if t.id == "deep_pressure")
     steps = [s.rule_id for s in deep.rationale]
     assert steps == ["seed.injury-inflammation", "seed.inflammation-scar-tissue", "seed.break-up-scar-tissue"]
-    assert deep.rationale[0].conclusion == "inflammation"
-    assert deep.rationale[1].conclusion == "scar_tissue_suspected"
-    assert result.facts == {"inflammation": (True,), "scar_tissue_suspected": (True,)}
+    assert deep.rationale[0].conclusion == "works out inflammation"
+    assert deep.rationale[1].conclusion == "works out scar tissue suspected"
+    assert deep.rationale[1].premises[0].text == "inflammation" and not deep.rationale[1].premises[0].given
+    assert result.facts == {"inflammation": (True,), "scar_tissue_suspected": (True,), "trauma": (True,)}
 
 
-def test_chronic_long_term_relief_ranks_light_stroking_below_advanced_techniques():
-    order = ids(backcare.recommend({"pain_weeks": 30, "goal": "long_term_relief"}))
-    assert order.index("light_stroking") > order.index("neuromuscular_massage")
-    assert order.index("light_stroking") > order.index("trigger_point_therapy")
+def test_chronic_long_term_relief_demotes_light_stroking_below_advanced_techniques():
+    result = backcare.recommend({"pain_weeks": 30, "goal": "long_term_relief"})
+    assert ids(result)[:2] == ["neuromuscular_massage", "trigger_point_therapy"]
+    assert "light_stroking" not in ids(result)
+    [light] = [n for n in result.not_recommended if n.technique == "light_stroking"]
+    assert light.reason == "demoted" and light.demoted_by == ("seed.more-than-rubbing",)
 
 
 def test_empty_profile_gives_empty_valid_result():
@@ -63,7 +66,7 @@ def test_empty_profile_gives_empty_valid_result():
     assert result.fired == () and dict(result.facts) == {}
     assert "not medical advice" in result.disclaimer
     assert json.loads(json.dumps(result.to_dict()))["disclaimer"] == result.disclaimer
-    assert "No technique is indicated" in result.explain()
+    assert "Nothing in this profile points to a particular massage technique" in " ".join(result.explain().split())
 
 
 def test_profile_object_and_dict_give_the_same_result():
@@ -86,11 +89,13 @@ def test_intensity_bands():
     assert bands == ["none"] + ["mild"] * 3 + ["moderate"] * 3 + ["severe"] * 4
 
 
-def test_ties_break_by_technique_id():
-    result = backcare.recommend({"pain_intensity": 9, "tight_bands": True, "injury": True})
-    scores = {t.id: t.score for t in result.techniques}
-    assert scores["kneading"] == scores["trigger_point_therapy"]
-    assert ids(result).index("kneading") < ids(result).index("trigger_point_therapy")
+def test_ties_break_by_evidence_then_technique_id():
+    result = backcare.recommend({"injury": True})
+    assert [(t.id, t.score, t.evidence) for t in result.techniques] == [
+        ("deep_pressure", 2, "claim"), ("kneading", 2, "claim")]
+    result = backcare.recommend({"pain_weeks": 26})
+    assert [(t.id, t.score, t.evidence) for t in result.techniques] == [
+        ("neuromuscular_massage", 1, "trial"), ("swedish_massage", 1, "trial"), ("light_stroking", 1, "low")]
 
 
 def test_explain_mentions_every_technique_and_the_disclaimer():
@@ -183,11 +188,12 @@ def test_every_rationale_step_names_an_existing_rule(default_recommender, profil
     for step in steps:
         assert step.rule_id in rules
         assert step.rule_id in result.fired
-        assert step.evidence in ("guideline", "trial", "low", "claim")
+        assert step.evidence in ("guideline", "trial", "low", "claim", "refuted")
     for t in result.techniques:
         assert t.rationale, t.id
-        assert t.score == round(sum(w for s in t.rationale for tech, w in rules[s.rule_id].then.score
-                                    if tech == t.id), 6)
+        assert t.score == round(sum(c.weight for c in t.contributions if c.counted), 6)
+        assert {c.rule_id for c in t.contributions} == {
+            s.rule_id for s in t.rationale if dict(rules[s.rule_id].then.score).get(t.id) is not None}
 
 
 # --- engine discipline --------------------------------------------------------------
@@ -264,9 +270,10 @@ def test_engine_has_no_timer_threads():
 
 def test_public_surface_is_small():
     assert set(backcare.__all__) == {
-        "DISCLAIMER", "BackcareError", "CacheInfo", "Contraindication", "EngineError", "Exclusion",
-        "FieldSpec", "Problem", "Profile", "ProfileError", "RankedTechnique", "Recommendation",
-        "Recommender", "RedFlag", "Referral", "RuleError", "Step", "__version__", "conditions",
+        "DISCLAIMER", "BackcareError", "CacheInfo", "Contraindication", "Contribution", "DerivedFact",
+        "EngineError", "Exclusion", "FieldSpec", "Miss", "NotRecommended", "PackInfo", "Premise", "Problem",
+        "Profile", "ProfileError", "Provenance", "RankedTechnique", "Recommendation", "Recommender", "RedFlag",
+        "Referral", "RuleError", "Step", "UnknownIdError", "WhatIf", "WhyNot", "__version__", "conditions",
         "recommend", "recommend_frame", "red_flags",
     }
     assert set(backcare.__all__) <= set(dir(backcare))

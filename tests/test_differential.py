@@ -17,19 +17,21 @@ from hypothesis import strategies as st
 
 import backcare
 from backcare import _oracle
+from backcare._engine import input_facts
 from backcare._loader import PackText
 
 from . import packgen
-from .strategies import profiles
+from .strategies import LOCAL_CONDITIONS, profiles
 
 
 def _agree(rec: backcare.Recommender, profile: Any) -> backcare.Recommendation:
     valid = rec.profile(profile)
-    engine = rec._engine.evaluate(valid.facts())
-    oracle = _oracle.evaluate(rec.rulebase, valid.facts())
+    facts = input_facts(rec.rulebase, valid)
+    engine = rec._engine.evaluate(facts)
+    oracle = _oracle.evaluate(rec.rulebase, facts)
     assert engine == oracle, f"traces differ for {profile!r}"
     result = rec.recommend(valid)
-    expected = _oracle.recommend(rec.rulebase, valid.to_dict(), valid.facts())
+    expected = _oracle.recommend(rec.rulebase, valid.to_dict(), facts, rec.ranking)
     assert result.to_json() == expected.to_json()
     return result
 
@@ -44,6 +46,8 @@ def test_engine_and_oracle_agree_on_the_default_pack_and_cover_every_rule() -> N
         fired.update(_agree(rec, profile).fired)
 
     check()
+    for local in LOCAL_CONDITIONS:  # each local condition placed away from the back, once
+        fired.update(_agree(rec, {"stiffness": True, "conditions": [local], "away_from_back": [local]}).fired)
     unfired = sorted(r.id for r in rec.rulebase.rules if r.id not in fired)
     assert not unfired, f"the differential examples never fired {unfired}: add examples or widen the strategy"
 

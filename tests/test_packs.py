@@ -124,8 +124,8 @@ def test_safety_rules_need_the_opt_in_to_be_disabled_or_replaced(tmp_path):
     result = rec.recommend({"scar_tissue": True, "conditions": ["anticoagulants"]})
     assert "deep_pressure" in [t.id for t in result.techniques]
     assert result.safety_overrides and "contraindication.anticoagulants" in result.safety_overrides[0]
-    assert "WARNING: safety rules were overridden" in result.explain()
-    assert result.to_dict()["safety_overrides"] == list(result.safety_overrides)
+    assert "WARNING: the rule packs in use changed backcare's safety rules" in result.explain()
+    assert result.to_dict()["provenance"]["safety_overrides"] == list(result.safety_overrides)
 
     replace = write(tmp_path / "replace.toml", """
         [[red_flag]]

@@ -40,26 +40,28 @@ FLAG_URGENCY = {
 ALL = {"kneading", "stretching", "light_stroking", "deep_pressure", "neuromuscular_massage",
        "trigger_point_therapy", "swedish_massage"}
 FIRM = {"deep_pressure", "trigger_point_therapy", "neuromuscular_massage"}
-# condition -> (techniques that must be excluded, warning expected, referral expected)
+LIGHT = ALL - {"light_stroking", "stretching"}
+# condition -> (techniques its own rule excludes, techniques excluded in all, warning expected,
+# referral expected). Local conditions count as on the back unless away_from_back says otherwise.
 CONDITION_EFFECT = {
-    "dvt_suspected": (ALL, False, "urgent"),
-    "systemic_infection": (ALL, False, None),
-    "anticoagulants": (FIRM, False, None),
-    "bleeding_disorder": (FIRM, False, None),
-    "low_platelets": (FIRM, False, None),
+    "dvt_suspected": (ALL, ALL, False, "urgent"),
+    "systemic_infection": (ALL, ALL, False, "urgent"),  # also the fever red flag
+    "anticoagulants": (LIGHT, LIGHT, False, None),
+    "bleeding_disorder": (LIGHT, LIGHT, False, None),
+    "low_platelets": (LIGHT, LIGHT, False, None),
     # with the injury in EVERYTHING, osteoporosis also raises minor_trauma_with_osteoporosis
-    "osteoporosis": ({"deep_pressure", "trigger_point_therapy"}, False, "urgent"),
-    "recent_fracture": (set(), True, None),
-    "recent_surgery": (set(), True, None),
-    "open_wound": (set(), True, None),
-    "skin_infection": (set(), True, None),
-    "radiotherapy_skin": (set(), True, None),
-    "tumour_at_site": (set(), True, None),
-    "acute_injury_72h": (ALL - {"light_stroking"}, False, None),
-    "neuropathy": (ALL - {"light_stroking", "stretching"}, False, None),
-    "pregnancy": (set(), True, None),
-    "active_cancer_treatment": (set(), True, None),
-    "heart_disease": (set(), True, None),
+    "osteoporosis": (FIRM, ALL, False, "urgent"),
+    "recent_fracture": (ALL, ALL, True, None),
+    "recent_surgery": (ALL, ALL, True, "urgent"),  # on the back: a recent spinal procedure
+    "open_wound": (ALL, ALL, True, None),
+    "skin_infection": (ALL, ALL, True, None),
+    "radiotherapy_skin": (ALL, ALL, True, None),
+    "tumour_at_site": (ALL, ALL, True, "urgent"),  # cancer: a red flag
+    "acute_injury_72h": (ALL - {"light_stroking"}, ALL - {"light_stroking"}, False, None),
+    "neuropathy": (LIGHT, LIGHT, False, None),
+    "pregnancy": (set(), set(), True, None),
+    "active_cancer_treatment": (set(), ALL, True, "urgent"),  # cancer: a red flag
+    "heart_disease": (set(), set(), True, None),
 }
 EVERYTHING = {"pain_weeks": 20, "tight_bands": True, "stiffness": True, "injury": True, "slow_healing": True,
               "goal": "relaxation"}
@@ -80,13 +82,15 @@ def test_cauda_equina_sign_is_an_emergency_with_no_techniques():
     result = backcare.recommend({"tight_bands": True, "red_flags": ["saddle_anaesthesia"]})
     assert result.referral is not None and result.referral.urgency == "emergency"
     assert result.techniques == ()
-    assert result.referral.triggers == ("saddle_anaesthesia",)
+    assert [(p.fact, p.value) for p in result.referral.triggers] == [("red_flags", "saddle_anaesthesia")]
+    assert result.referral.flags == ("saddle_anaesthesia",)
     assert result.referral.suspected == ("cauda equina syndrome",)
     assert "emergency department" in result.referral.action
     assert result.referral.sources == ("finucane2020",)
-    assert "trigger_point_therapy" in excluded(result)
+    assert excluded(result) == ALL  # every technique, not just those some rule scored
     text = result.explain()
-    assert "SEE A CLINICIAN (EMERGENCY)" in text and "No massage technique is recommended" in text
+    assert "GET EMERGENCY HELP (emergency referral)" in text
+    assert "Every massage technique is withheld until a clinician has assessed you." in text
 
 
 def test_inflammatory_back_pain_keeps_techniques_with_a_routine_referral():
@@ -113,7 +117,7 @@ def test_every_red_flag_has_a_rule_and_refers_with_its_urgency(flag):
     result = rec.recommend({**EVERYTHING, "red_flags": [flag]})
     assert result.referral.urgency == FLAG_URGENCY[flag]
     assert f"red-flag.{flag}" in result.fired
-    assert flag in result.referral.triggers
+    assert ("red_flags", flag) in [(p.fact, p.value) for p in result.referral.triggers]
     if FLAG_URGENCY[flag] == "routine":
         assert result.techniques
     else:
@@ -128,14 +132,14 @@ def test_catalogues_match_the_reference_table():
 
 @pytest.mark.parametrize("condition", sorted(CONDITION_EFFECT))
 def test_every_contraindication_has_a_rule_and_its_effect(condition):
-    must_exclude, warns, refers = CONDITION_EFFECT[condition]
+    by_itself, must_exclude, warns, refers = CONDITION_EFFECT[condition]
     result = backcare.recommend({**EVERYTHING, "conditions": [condition]})
     assert f"contraindication.{condition}" in result.fired
     assert excluded(result) >= must_exclude
     assert not must_exclude & set(ids(result))
-    if must_exclude:
-        reasons = {s.rule_id for e in result.excluded if e.technique in must_exclude for s in e.reasons}
-        assert f"contraindication.{condition}" in reasons
+    for tech in by_itself:
+        reasons = {s.rule_id for e in result.excluded if e.technique == tech for s in e.reasons}
+        assert f"contraindication.{condition}" in reasons, tech
     assert any(w.rule_id == f"contraindication.{condition}" for w in result.warnings) == warns
     assert (result.referral.urgency if result.referral else None) == refers
     if not must_exclude:
@@ -154,10 +158,11 @@ def test_age_over_50_with_new_pain_raises_the_flag_itself_and_says_so():
     result = backcare.recommend({"age": 62, "pain_weeks": 1, "stiffness": True})
     assert result.referral.urgency == "urgent"
     steps = [s.rule_id for s in result.referral.rationale]
-    assert steps == ["duration.acute", "safety.new-pain-over-50", "red-flag.new_pain_over_50"]
-    assert "raises the red flag itself" in result.referral.rationale[1].text
+    assert steps == ["safety.new-pain-over-50", "red-flag.new_pain_over_50"]  # tests a given fact: no ordinary rule between
+    assert "works out the age when this pain began" in result.referral.rationale[0].text
+    assert [p.text for p in result.referral.triggers] == ["age when this pain began: 61.98"]
     assert backcare.recommend({"age": 50, "pain_weeks": 1}).referral is None
-    assert backcare.recommend({"age": 62, "pain_weeks": 30}).referral is None
+    assert backcare.recommend({"age": 62, "pain_weeks": 700}).referral is None
 
 
 def test_chronic_pain_notes_exercise_guidelines():
@@ -168,15 +173,17 @@ def test_chronic_pain_notes_exercise_guidelines():
 
 def test_seed_claims_without_evidence_are_labelled_claim_with_the_contrary_evidence():
     rb = backcare.Recommender().rulebase
-    for rule_id, contrary in [
-        ("seed.break-up-scar-tissue", "furlan2015"),
-        ("seed.toxin-removal", "wiltshire2010"),
-        ("seed.blood-flow-nutrients", "wiltshire2010"),
-        ("seed.trigger-point-pressure", "lucas2009"),
+    for rule_id, level, contrary in [
+        ("seed.break-up-scar-tissue", "claim", "furlan2015"),
+        ("seed.toxin-removal", "refuted", "wiltshire2010"),
+        ("seed.blood-flow-techniques", "refuted", "wiltshire2010"),
+        ("seed.blood-flow-nutrients", "claim", "wiltshire2010"),
+        ("seed.trigger-point-pressure", "claim", None),  # no trial tested it: cite nothing
+        ("seed.inflammation-scar-tissue", "claim", None),
     ]:
         rule = rb.by_id[rule_id]
-        assert rule.evidence == "claim"
-        assert rule.caveat and rule.caveat_source == contrary
+        assert rule.evidence == level, rule_id
+        assert rule.caveat and rule.caveat_source == contrary, rule_id
 
 
 def test_every_technique_and_step_has_an_evidence_level():
@@ -185,14 +192,16 @@ def test_every_technique_and_step_has_an_evidence_level():
         assert t.evidence in ("guideline", "trial", "low", "claim")
         assert all(s.evidence and s.source for s in t.rationale)
     swedish = next(t for t in result.techniques if t.id == "swedish_massage")
-    assert swedish.evidence == "trial"  # the strongest rule that raised it
+    assert swedish.evidence == "claim"  # the weakest link among the chains that raise it
+    assert dict(swedish.score_by_evidence) == {"trial": 1, "low": 1, "claim": 3}
+    assert [c.rule_id for c in swedish.contributions if not c.counted] == ["seed.blood-flow-techniques"]
 
 
 def test_every_default_rule_has_a_known_source_and_evidence_level():
     rb = backcare.Recommender().rulebase
     for rule in rb.rules:
         assert rule.source in rb.sources, rule.id
-        assert rule.evidence in ("guideline", "trial", "low", "claim"), rule.id
+        assert rule.evidence in ("guideline", "trial", "low", "claim", "refuted"), rule.id
 
 
 def test_a_rule_without_source_or_evidence_fails_to_load(tmp_path):

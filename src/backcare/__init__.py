@@ -16,12 +16,25 @@ True
 
 from __future__ import annotations
 
-from ._errors import BackcareError, EngineError, Problem, ProfileError, RuleError
+from ._errors import BackcareError, EngineError, Problem, ProfileError, RuleError, UnknownIdError
+from ._explore import Miss, WhatIf, WhyNot
 from ._frame import recommend_frame
-from ._model import Contraindication, RedFlag
+from ._model import Contraindication, PackInfo, RedFlag
 from ._profile import FieldSpec, Profile
 from ._recommender import CacheInfo, Recommender, conditions, recommend, red_flags
-from ._result import DISCLAIMER, Exclusion, RankedTechnique, Recommendation, Referral, Step
+from ._result import (
+    DISCLAIMER,
+    Contribution,
+    DerivedFact,
+    Exclusion,
+    NotRecommended,
+    Premise,
+    Provenance,
+    RankedTechnique,
+    Recommendation,
+    Referral,
+    Step,
+)
 
 __version__ = "0.1.0"
 
@@ -30,12 +43,19 @@ __all__ = [
     "BackcareError",
     "CacheInfo",
     "Contraindication",
+    "Contribution",
+    "DerivedFact",
     "EngineError",
     "Exclusion",
     "FieldSpec",
+    "Miss",
+    "NotRecommended",
+    "PackInfo",
+    "Premise",
     "Problem",
     "Profile",
     "ProfileError",
+    "Provenance",
     "RankedTechnique",
     "Recommendation",
     "Recommender",
@@ -43,6 +63,9 @@ __all__ = [
     "Referral",
     "RuleError",
     "Step",
+    "UnknownIdError",
+    "WhatIf",
+    "WhyNot",
     "__version__",
     "conditions",
     "recommend",

@@ -27,8 +27,8 @@ import attrs
 from durable import engine as _durable
 
 from ._errors import EngineError
-from ._model import OPERATORS, Condition, Rule, Rulebase, Test
-from ._profile import Scalar
+from ._model import INPUT_OPERATORS, OPERATORS, Condition, Rule, Rulebase, Test
+from ._profile import Profile, Scalar
 
 Fact = tuple[str, Scalar]
 
@@ -89,12 +89,26 @@ def _canonical(value: Scalar) -> Scalar:
 
 
 def derived_facts(rule: Rule) -> list[Fact]:
-    """The facts a rule asserts when it fires (derived facts and red flags)."""
-    return [*((n, _canonical(v)) for n, v in rule.then.derive), *(("red_flags", f) for f in rule.then.flag)]
+    """The facts a rule asserts when it fires (derived facts, red flags and implied conditions)."""
+    return [*((n, _canonical(v)) for n, v in rule.then.derive), *(("red_flags", f) for f in rule.then.flag),
+            *(("conditions", c) for c in rule.then.condition)]
+
+
+def condition_fact(cond: Condition) -> str:
+    """The name of the fact a condition matches.
+
+    ``lacks`` and ``given`` test the profile as given, which the engine cannot
+    do (it sees only facts that exist), so they match facts computed before it
+    runs (see :func:`input_facts`): ``field:lacks`` holding each tested id the
+    list does not include, and ``field:given`` holding whether it is given.
+    Real fact names never contain a colon.
+    """
+    op = cond.tests[0].op if cond.tests else ""
+    return f"{cond.fact}:{op}" if op in INPUT_OPERATORS else cond.fact
 
 
 def _compile_test(test: Test) -> dict[str, Any]:
-    if test.op in ("eq", "contains"):
+    if test.op in ("eq", "contains", "lacks", "given"):
         return {"v": test.value}
     if test.op == "in":
         assert isinstance(test.value, tuple)
@@ -104,7 +118,36 @@ def _compile_test(test: Test) -> dict[str, Any]:
 
 def compile_condition(cond: Condition) -> dict[str, Any]:
     """One rule condition as a durable-rules pattern over ``{n, v}`` facts."""
-    return {"$and": [{"n": cond.fact}, *(_compile_test(t) for t in cond.tests)]}
+    return {"$and": [{"n": condition_fact(cond)}, *(_compile_test(t) for t in cond.tests)]}
+
+
+class _InputTests:
+    """The ``lacks`` and ``given`` tests of a rulebase, computed once per rulebase."""
+
+    def __init__(self, rb: Rulebase) -> None:
+        self.lacks: dict[str, set[Scalar]] = {}
+        self.given: set[str] = set()
+        for rule in rb.rules:
+            for cond in rule.when:
+                for test in cond.tests:
+                    if test.op == "lacks":
+                        assert not isinstance(test.value, tuple)
+                        self.lacks.setdefault(cond.fact, set()).add(test.value)
+                    elif test.op == "given":
+                        self.given.add(cond.fact)
+
+
+def input_facts(rb: Rulebase, profile: Profile) -> list[Fact]:
+    """Everything the engine starts from: the profile's facts, computed facts, and the input tests' facts."""
+    facts = profile.facts()
+    tests = rb.memo("input-tests", _InputTests)
+    if tests.lacks or tests.given:
+        names = {name for name, _ in facts}
+        for field, ids in tests.lacks.items():
+            have = {v for name, v in facts if name == field}
+            facts += [(f"{field}:lacks", i) for i in sorted(ids, key=str) if i not in have]
+        facts += [(f"{field}:given", field in names) for field in sorted(tests.given)]
+    return facts
 
 
 def pattern_key(cond: Condition) -> str:

@@ -80,8 +80,15 @@ class EngineError(BackcareError):
     """
 
 
+class UnknownIdError(BackcareError, LookupError):
+    """An id (of a technique, a rule, ...) that the rules in use do not define.
+
+    The message names the closest known id where there is one.
+    """
+
+
 # Shown as ``backcare.ProfileError`` in tracebacks: the public name, not this module.
-for _cls in (BackcareError, ProfileError, Problem, RuleError, EngineError):
+for _cls in (BackcareError, ProfileError, Problem, RuleError, EngineError, UnknownIdError):
     _cls.__module__ = "backcare"
 
 

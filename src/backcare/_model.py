@@ -12,19 +12,36 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 
-from ._profile import FieldSpec, Scalar
+from ._profile import COMPUTED_FACTS, FieldSpec, Scalar
 
 T = TypeVar("T")
 
-Evidence = Literal["guideline", "trial", "low", "claim"]
-#: Strongest first. A technique's evidence is the strongest level among the
-#: rules that raised its score.
-EVIDENCE_LEVELS: tuple[str, ...] = ("guideline", "trial", "low", "claim")
+Evidence = Literal["guideline", "trial", "low", "claim", "refuted"]
+#: Strongest first. A chain of reasoning is as strong as its weakest step, and
+#: a technique's evidence is the weakest step of the chains that support it.
+EVIDENCE_LEVELS: tuple[str, ...] = ("guideline", "trial", "low", "claim", "refuted")
 EVIDENCE_MEANING: dict[str, str] = {
     "guideline": "a clinical guideline recommends it for this case",
     "trial": "randomised trials or a systematic review support it",
     "low": "low-quality or mixed evidence",
-    "claim": "asserted by the seed document; no good evidence",
+    "claim": "the article asserts it; no good evidence was found",
+    "refuted": "the article asserts it, but research found the opposite",
+}
+#: The levels that count as support under the ``evidence`` ranking policy.
+SUPPORTED_LEVELS: tuple[str, ...] = ("guideline", "trial", "low")
+#: A step at this level never adds to a score, under any ranking policy.
+REFUTED = "refuted"
+
+Ranking = Literal["seed", "evidence"]
+#: How recommended techniques are ordered. ``seed``: by their whole score, the
+#: article's reasoning included; ``evidence``: first by the part of the score
+#: supported at ``low`` or better, so that the article's claims never lift a
+#: technique above a better-supported one.
+RANKINGS: tuple[str, ...] = ("seed", "evidence")
+RANKING_MEANING: dict[str, str] = {
+    "seed": "by score, the article's own reasoning included",
+    "evidence": "first by the points that rest on evidence of low quality or better; "
+    "the article's claims only break ties",
 }
 
 Urgency = Literal["emergency", "urgent", "routine"]
@@ -44,7 +61,12 @@ OPERATORS: dict[str, str] = {
     "le": "$lte",
     "in": "$or",
     "contains": "",
+    "lacks": "",
+    "given": "",
 }
+#: Operators that test the profile as given, never derived facts: the engine
+#: cannot see an absence, so these are decided before it runs.
+INPUT_OPERATORS: tuple[str, ...] = ("lacks", "given")
 
 
 @attrs.frozen
@@ -105,6 +127,10 @@ class Test:
             return "in " + ", ".join(_show(v) for v in self.value)
         if self.op == "contains":
             return f"includes {_show(self.value)}"
+        if self.op == "lacks":
+            return f"does not include {_show(self.value)}"
+        if self.op == "given":
+            return "is given" if self.value else "is not given"
         return f"{symbols[self.op]} {_show(self.value)}"
 
 
@@ -162,6 +188,7 @@ class Conclusion:
     derive: tuple[tuple[str, Scalar], ...] = ()
     score: tuple[tuple[str, float], ...] = ()
     flag: tuple[str, ...] = ()
+    condition: tuple[str, ...] = ()
     exclude: Exclude | None = None
     refer: Refer | None = None
     note: str | None = None
@@ -172,6 +199,7 @@ class Conclusion:
         parts += [f"{f} = {_show(v)}" if v is not True else f"{f}" for f, v in self.derive]
         parts += [f"{w:+g} {t}" for t, w in self.score]
         parts += [f"red flag {f}" for f in self.flag]
+        parts += [f"condition {c}" for c in self.condition]
         if self.exclude:
             parts.append(self.exclude.describe())
         if self.refer:
@@ -240,6 +268,7 @@ class Expectation:
     in_top: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
     excluded: tuple[str, ...] = ()
+    not_recommended: tuple[str, ...] = ()
     fired: tuple[str, ...] = ()
     not_fired: tuple[str, ...] = ()
     referral: str | None = None
@@ -255,6 +284,34 @@ class Example:
     profile: tuple[tuple[str, object], ...]
     expect: Expectation
     origin: Origin | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class PackInfo:
+    """Which pack a rulebase was built from, to name in every result's provenance.
+
+    ``digest`` is a SHA-256 of the pack's files (their names relative to the
+    pack and their text), so the same pack read from another directory has
+    the same digest and a pack changed by one character has another.
+    """
+
+    name: str
+    digest: str
+    version: str | None = None
+    description: str | None = None
+    default: bool = False
+
+
+@attrs.frozen
+class Protection:
+    """Why a rule that is not itself a safety rule may not be disabled or replaced.
+
+    ``needed_by`` lists the safety rules that test, directly or through other
+    rules, a fact this rule derives.
+    """
+
+    rule_id: str
+    needed_by: tuple[str, ...]
 
 
 @attrs.frozen
@@ -277,6 +334,16 @@ class Rulebase:
     #: Rules a later pack disabled: gone from ``rules``, but still names an
     #: earlier pack's examples may use.
     disabled: tuple[str, ...] = ()
+    #: For a routine referral: the firmest pressure allowed until assessment.
+    urgency_limits: dict[str, str] = attrs.Factory(dict)
+    #: Ordinary rules that safety rules depend on, so protected like them.
+    protected: dict[str, Protection] = attrs.Factory(dict)
+    #: Technique attributes that safety rules read (``pressure``), so a pack
+    #: cannot change them on an existing technique without the opt-in.
+    protected_attributes: tuple[str, ...] = ()
+    packs: tuple[PackInfo, ...] = ()
+    #: The ranking policy the packs ask for (the last that sets one), if any.
+    ranking: str | None = None
     by_id: dict[str, Rule] = attrs.field(init=False, eq=False, repr=False)
     _memo: dict[str, Any] = attrs.field(init=False, eq=False, repr=False, factory=dict)
 
@@ -295,9 +362,14 @@ class Rulebase:
             found = self._memo.setdefault(key, build(self))
         return found  # type: ignore[no-any-return]
 
+    def is_safety(self, rule_id: str) -> bool:
+        """A safety rule, or a rule a safety rule depends on: both are protected."""
+        rule = self.by_id.get(rule_id)
+        return bool(rule and rule.safety) or rule_id in self.protected
+
     def fact_names(self) -> set[str]:
-        """Every name a condition may test: profile fields and derived facts."""
-        names = set(self.fields)
+        """Every name a condition may test: profile fields, computed facts and derived facts."""
+        names = set(self.fields) | set(COMPUTED_FACTS)
         for rule in self.rules:
             names.update(f for f, _ in rule.then.derive)
         return names

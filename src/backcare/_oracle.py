@@ -33,11 +33,11 @@ from collections.abc import Callable, Iterable, Mapping
 from itertools import product
 from typing import Any
 
-from ._engine import Fact, Firing, Trace, _firing_order, _order, derived_facts
+from ._engine import Fact, Firing, Trace, _firing_order, _order, condition_fact, derived_facts
 from ._model import Condition, Rulebase, Test
 from ._profile import Scalar
 from ._reasoning import build
-from ._result import Recommendation
+from ._result import Provenance, Recommendation
 
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -88,7 +88,7 @@ def compare(op: str, left: Scalar, right: Scalar) -> bool:
     else:
         i, j = _int64(int(left)), _int64(int(right))
         cmp = (i > j) - (i < j)
-    if op in ("eq", "contains"):
+    if op in ("eq", "contains", "lacks", "given"):
         return cmp == 0
     if op == "ne":
         return cmp != 0
@@ -127,7 +127,7 @@ class _Compiled:
         self.derives = [derived_facts(r) for r in rb.rules]
         for ri, rule in enumerate(rb.rules):
             for ci, cond in enumerate(rule.when):
-                self.by_name.setdefault(cond.fact, []).append((ri, ci, _condition(cond)))
+                self.by_name.setdefault(condition_fact(cond), []).append((ri, ci, _condition(cond)))
 
 
 def evaluate(rb: Rulebase, facts: Iterable[Fact]) -> Trace:
@@ -167,6 +167,6 @@ def evaluate(rb: Rulebase, facts: Iterable[Fact]) -> Trace:
     )
 
 
-def recommend(rb: Rulebase, profile: Mapping[str, Any], facts: Iterable[Fact]) -> Recommendation:
+def recommend(rb: Rulebase, profile: Mapping[str, Any], facts: Iterable[Fact], ranking: str = "seed") -> Recommendation:
     """The recommendation built from the oracle's trace, by the shared reasoning."""
-    return build(rb, profile, evaluate(rb, facts))
+    return build(rb, profile, evaluate(rb, facts), Provenance(rb.packs, ranking, rb.safety_overrides))

@@ -38,9 +38,11 @@ class FieldSpec:
     """What one profile field accepts, and what it means.
 
     ``choices`` restricts a string, or each item of a list. ``choices_from``
-    names a catalogue of the rulebase (``red_flags`` or ``conditions``) whose
-    ids are checked when a recommender validates the profile, because only the
-    loaded rules know them.
+    names a catalogue of the rulebase (``red_flags``, ``conditions`` or
+    ``local_conditions``) whose ids are checked when a recommender validates
+    the profile, because only the loaded rules know them. ``label`` is the
+    short name results use in sentences, so a reader never meets a raw field
+    name.
     """
 
     name: str
@@ -51,6 +53,12 @@ class FieldSpec:
     choices: tuple[str, ...] | None = None
     choices_from: str | None = None
     default: Value | None = None
+    label: str | None = None
+
+    @property
+    def display(self) -> str:
+        """The name to show a person: the label, else the field name in words."""
+        return self.label or self.name.replace("_", " ")
 
     def expected(self) -> str:
         """Say in words what this field takes, for error messages."""
@@ -192,41 +200,110 @@ class Profile:
     """
 
     pain_weeks: int | None = _field(
-        "int", "How many weeks the current episode of back pain has lasted.", minimum=0, maximum=6760
+        "int", "How many weeks the current episode of back pain has lasted.", minimum=0, maximum=6760,
+        label="weeks of pain",
     )
     pain_intensity: int | None = _field(
-        "int", "Pain on the 0-10 numeric rating scale (0 none, 10 worst imaginable).", minimum=0, maximum=10
+        "int", "Pain on the 0-10 numeric rating scale (0 none, 10 worst imaginable).", minimum=0, maximum=10,
+        label="pain on a 0-10 scale",
     )
-    age: int | None = _field("int", "Age in years.", minimum=0, maximum=130)
-    injury: bool | None = _field("bool", "The back was injured (a strain, a fall, a blow).")
-    inflammation: bool | None = _field("bool", "The painful area is inflamed.")
-    scar_tissue: bool | None = _field("bool", "Scar tissue is known to be present in the painful area.")
+    age: int | None = _field("int", "Age in years.", minimum=0, maximum=130, label="age")
+    injury: bool | None = _field("bool", "The back was injured (a strain, a fall, a blow).", label="a back injury")
+    inflammation: bool | None = _field("bool", "The painful area is inflamed.", label="inflammation")
+    scar_tissue: bool | None = _field(
+        "bool", "Scar tissue is known to be present in the painful area.", label="known scar tissue"
+    )
     tight_bands: bool | None = _field(
-        "bool", "Tight, very sensitive bands or knots in the back muscles (trigger points)."
+        "bool", "Tight, very sensitive bands or knots in the back muscles (trigger points).",
+        label="tight, sensitive bands in the back muscles",
     )
-    stiffness: bool | None = _field("bool", "The back muscles or tendons feel stiff.")
-    reduced_range_of_motion: bool | None = _field("bool", "Bending or turning is more limited than usual.")
-    slow_healing: bool | None = _field("bool", "An injury is healing more slowly than expected.")
+    stiffness: bool | None = _field("bool", "The back muscles or tendons feel stiff.", label="stiffness")
+    reduced_range_of_motion: bool | None = _field(
+        "bool", "Bending or turning is more limited than usual.", label="reduced range of motion"
+    )
+    slow_healing: bool | None = _field(
+        "bool", "An injury is healing more slowly than expected.", label="an injury healing slowly"
+    )
+    sciatica: bool | None = _field(
+        "bool",
+        "Leg pain spreading from the back, typically below the knee and usually on one side, with or "
+        "without numbness or pins and needles in that leg (sciatica). Pain or numbness in both legs is "
+        "the red flag bilateral_leg_symptoms instead.",
+        label="sciatica (leg pain spreading below the knee)",
+    )
     goal: str | None = _field(
         "string",
         "What the person wants from massage.",
         choices=("relaxation", "long_term_relief"),
+        label="goal",
     )
     pressure_tolerance: str | None = _field(
         "string",
         "How much pressure the person can comfortably take.",
         choices=("low", "medium", "high"),
         default="medium",
+        label="pressure tolerance",
+    )
+    start_back_score: int | None = _field(
+        "int",
+        "STarT Back Screening Tool: the overall score, 0-9. Give it together with "
+        "start_back_psychosocial; backcare derives the risk group (Hill 2008).",
+        minimum=0, maximum=9, label="STarT Back overall score",
+    )
+    start_back_psychosocial: int | None = _field(
+        "int",
+        "STarT Back Screening Tool: the psychosocial subscore (items 5-9), 0-5, at most the overall score. "
+        "Give it together with start_back_score.",
+        minimum=0, maximum=5, label="STarT Back psychosocial subscore",
     )
     red_flags: tuple[str, ...] | None = _field(
-        "list", "Warning signs of serious disease (ids from backcare.red_flags()).", choices_from="red_flags"
+        "list", "Warning signs of serious disease (ids from backcare.red_flags()).", choices_from="red_flags",
+        label="warning signs",
     )
     conditions: tuple[str, ...] | None = _field(
         "list",
         "Conditions and treatments that limit massage (ids from backcare.conditions()).",
         choices_from="conditions",
+        label="conditions",
+    )
+    away_from_back: tuple[str, ...] | None = _field(
+        "list",
+        "Local conditions from `conditions` (such as recent surgery or an open wound) that are not on the "
+        "back, for example surgery on a knee. Every technique here is applied to the back, so a local "
+        "condition not listed here counts as being on the back.",
+        choices_from="local_conditions",
+        label="conditions away from the back",
     )
     extra: tuple[tuple[str, Value], ...] = attrs.field(default=(), kw_only=True, converter=_sorted_items)
+
+    def __attrs_post_init__(self) -> None:
+        # Checks across fields: each field alone is valid by now.
+        if self.away_from_back:
+            listed = set(self.conditions or ())
+            for i, item in enumerate(self.away_from_back):
+                if item not in listed:
+                    raise ProfileError(
+                        f"field 'away_from_back[{i}]': {item!r} is not in conditions; list it in conditions "
+                        "too (away_from_back only says where a listed condition is)",
+                        field=f"away_from_back[{i}]",
+                    )
+        overall, psychosocial = self.start_back_score, self.start_back_psychosocial
+        if (overall is None) != (psychosocial is None):
+            given, missing = (
+                ("start_back_score", "start_back_psychosocial") if psychosocial is None
+                else ("start_back_psychosocial", "start_back_score")
+            )
+            raise ProfileError(
+                f"field {missing!r}: expected it with {given} (the STarT Back risk group needs both scores), "
+                "got nothing",
+                field=missing,
+            )
+        if overall is not None and psychosocial is not None and psychosocial > overall:
+            raise ProfileError(
+                f"field 'start_back_psychosocial': expected at most the overall score {overall} (its items "
+                f"are part of the overall score), got {psychosocial}",
+                field="start_back_psychosocial",
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object], fields: Mapping[str, FieldSpec] | None = None) -> Profile:
@@ -273,7 +350,7 @@ class Profile:
         return dict(sorted(out.items()))
 
     def facts(self) -> list[tuple[str, Scalar]]:
-        """The profile as ``(name, value)`` facts for the engine, sorted.
+        """The profile as ``(name, value)`` facts for the engine, computed facts included.
 
         A list field gives one fact per item, so rules test membership with
         ``contains``.
@@ -284,7 +361,33 @@ class Profile:
                 out.extend((name, item) for item in value)
             else:
                 out.append((name, value))
+        out += self.computed()
         return out
+
+    def computed(self) -> list[tuple[str, Scalar]]:
+        """The facts computed from given fields (see :data:`COMPUTED_FACTS`).
+
+        ``onset_age`` is the age at which this episode began, so that "new
+        back pain after 50" means onset after 50 whatever the duration. Two
+        decimals are exact for whole ages and weeks: the nearest an onset can
+        come to a whole year without reaching it is 1/52 of a year.
+        """
+        if self.age is None or self.pain_weeks is None:
+            return []
+        onset = round(self.age - self.pain_weeks / 52, 2)
+        return [("onset_age", int(onset) if onset.is_integer() else onset)]
+
+
+#: Facts computed from the given fields before the rules run. A rule may test
+#: them like fields; a profile cannot give them and no rule may derive them.
+COMPUTED_FACTS: dict[str, FieldSpec] = {
+    "onset_age": FieldSpec(
+        "onset_age", "number",
+        "Age when this episode of pain began, in years: age - pain_weeks / 52, to two decimals. Computed "
+        "when both age and pain_weeks are given; never given directly.",
+        label="age when this pain began",
+    ),
+}
 
 
 def core_fields() -> dict[str, FieldSpec]:

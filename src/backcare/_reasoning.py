@@ -2,9 +2,11 @@
 
 Scores are summed, safety is applied after scoring (so no weight, however
 large, brings back an excluded technique), and each technique's rationale is
-rebuilt as the chain of derivations behind it. Everything here is a pure
-function of the rulebase and the trace, so the engine and the reference
-evaluator produce identical results from identical traces.
+rebuilt as the chain of derivations behind it. A chain is as strong as its
+weakest step: a guideline rule firing on a fact only the article claims is
+a claim, and a chain resting on a refuted claim adds nothing. Everything
+here is a pure function of the rulebase and the trace, so the engine and
+the reference evaluator produce identical results from identical traces.
 """
 
 from __future__ import annotations
@@ -13,17 +15,152 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._engine import Fact, Trace, derived_facts
-from ._model import EVIDENCE_LEVELS, PRESSURES, URGENCIES, Rule, Rulebase
-from ._result import Exclusion, RankedTechnique, Recommendation, Referral, Step
+from ._model import (
+    EVIDENCE_LEVELS,
+    PRESSURES,
+    REFUTED,
+    SUPPORTED_LEVELS,
+    URGENCIES,
+    Condition,
+    Rule,
+    Rulebase,
+)
+from ._profile import COMPUTED_FACTS, FieldSpec
+from ._result import (
+    Contribution,
+    DerivedFact,
+    Exclusion,
+    NotRecommended,
+    Premise,
+    Provenance,
+    RankedTechnique,
+    Recommendation,
+    Referral,
+    Step,
+)
 
 
-def _fact_text(fact: Fact) -> str:
-    name, value = fact
-    if value is True:
-        return name
-    if isinstance(value, bool):
-        return f"{name} = false"
-    return f"{name} = {value}"
+def weakest(levels: Iterable[str]) -> str:
+    """The weakest of some evidence levels (``refuted`` is the weakest of all)."""
+    return max(levels, key=EVIDENCE_LEVELS.index)
+
+
+def strongest(levels: Iterable[str]) -> str:
+    return min(levels, key=EVIDENCE_LEVELS.index)
+
+
+def _number(x: float) -> str:
+    return f"{x:g}"
+
+
+class Words:
+    """Rule conclusions and facts in words a person reads, computed once per rulebase.
+
+    Results never show a raw field name, technique id or catalogue id in a
+    sentence: fields by their label, techniques by name, red flags and
+    conditions by description.
+    """
+
+    def __init__(self, rb: Rulebase) -> None:
+        self.rb = rb
+        self.specs: dict[str, FieldSpec] = {**COMPUTED_FACTS, **rb.fields}
+        self.items: dict[str, dict[str, str]] = {
+            "red_flags": {f.id: f.description for f in rb.red_flags.values()},
+            "conditions": {c.id: c.description for c in rb.contraindications.values()},
+        }
+        self.items["away_from_back"] = self.items["conditions"]
+
+    def name(self, fact: str) -> str:
+        spec = self.specs.get(fact)
+        return spec.display if spec else fact.replace("_", " ")
+
+    def item(self, field: str, value: object) -> str:
+        text = self.items.get(field, {}).get(str(value))
+        return text if text is not None else str(value).replace("_", " ")
+
+    def value(self, fact: str, value: object) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        spec = self.specs.get(fact)
+        if spec is not None and spec.type in ("string",) and isinstance(value, str):
+            return value.replace("_", " ")
+        return str(value)
+
+    def fact(self, fact: str, value: object) -> str:
+        """One premise or derived fact in words."""
+        if ":" in fact:  # an input test: see _engine.condition_fact
+            field, op = fact.split(":", 1)
+            if op == "lacks":
+                return f"{self.item(field, value)} is not among {self.name(field)}"
+            return f"{self.name(field)} {'given' if value else 'not given'}"
+        spec = self.specs.get(fact)
+        if spec is not None and spec.type == "list":
+            kind = {"red_flags": "warning sign", "conditions": "condition",
+                    "away_from_back": "away from the back"}.get(fact, self.name(fact))
+            return f"{kind}: {self.item(fact, value)}"
+        if value is True and (spec is None or spec.type == "bool"):  # a fact that simply holds
+            return self.name(fact)
+        return f"{self.name(fact)}: {self.value(fact, value)}"
+
+    def condition(self, cond: Condition) -> str:
+        """A rule condition in words, for what a profile would need."""
+        parts = []
+        for test in cond.tests:
+            if test.op in ("contains", "lacks", "given") or (test.op == "eq" and isinstance(test.value, bool)):
+                fact = f"{cond.fact}:{test.op}" if test.op in ("lacks", "given") else cond.fact
+                parts.append(self.fact(fact, test.value))
+            elif test.op == "in":
+                assert isinstance(test.value, tuple)
+                parts.append(f"{self.name(cond.fact)} one of "
+                             + ", ".join(self.value(cond.fact, v) for v in test.value))
+            else:
+                symbol = {"eq": "=", "ne": "is not", "gt": "over", "ge": "at least", "lt": "under",
+                          "le": "at most"}[test.op]
+                parts.append(f"{self.name(cond.fact)} {symbol} {self.value(cond.fact, test.value)}")
+        return " and ".join(parts)
+
+    def techniques(self, ids: Iterable[str]) -> str:
+        names = [self.rb.techniques[t].name if t in self.rb.techniques else t for t in ids]
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+    def conclusion(self, rule: Rule) -> str:
+        then = rule.then
+        parts: list[str] = []
+        for fact, value in then.derive:
+            parts.append(f"works out {self.fact(fact, value)}")
+        for tech, weight in then.score:
+            name = self.techniques([tech])
+            if weight >= 0:
+                parts.append(f"adds {_number(weight)} point{'' if weight == 1 else 's'} to {name}")
+            else:
+                parts.append(f"counts {_number(-weight)} point{'' if weight == -1 else 's'} against {name}")
+        for flag in then.flag:
+            parts.append(f"raises the warning sign: {self.item('red_flags', flag)}")
+        for implied in then.condition:
+            parts.append(f"treats it as: {self.item('conditions', implied)}")
+        ex = then.exclude
+        if ex is not None:
+            if ex.all:
+                parts.append("rules out every technique")
+            else:
+                if ex.techniques:
+                    parts.append(f"rules out {self.techniques(ex.techniques)}")
+                if ex.max_pressure:
+                    parts.append(f"rules out techniques firmer than {ex.max_pressure} pressure")
+                if ex.only is not None:
+                    parts.append(f"rules out every technique but {self.techniques(ex.only)}")
+        if then.refer is not None:
+            parts.append(f"{then.refer.urgency} referral: possible {then.refer.suspected}")
+        if then.note:
+            parts.append(then.note)
+        if then.warn:
+            parts.append(then.warn)
+        return "; ".join(parts)
+
+
+def words(rb: Rulebase) -> Words:
+    """The rulebase's :class:`Words`, built once per rulebase."""
+    return rb.memo("reasoning", _Tables).words
 
 
 class _Tables:
@@ -37,12 +174,15 @@ class _Tables:
 
     def __init__(self, rb: Rulebase) -> None:
         self.rb = rb
+        self.words = Words(rb)
         self.derives = {r.id: derived_facts(r) for r in rb.rules}
         self.excludes = {r.id: excluded_by(r, rb) for r in rb.rules}
-        self.steps: dict[tuple[str, tuple[Fact, ...]], Step] = {}
+        self.conclusions = {r.id: self.words.conclusion(r) for r in rb.rules}
+        self.steps: dict[tuple[str, tuple[Fact, ...], frozenset[Fact]], Step] = {}
 
-    def step(self, rule_id: str, premises: tuple[Fact, ...]) -> Step:
-        key = (rule_id, premises)
+    def step(self, rule_id: str, premises: tuple[Fact, ...], given: frozenset[Fact]) -> Step:
+        mine = frozenset(p for p in premises if p in given)
+        key = (rule_id, premises, mine)
         found = self.steps.get(key)
         if found is None:
             rule = self.rb.by_id[rule_id]
@@ -52,8 +192,8 @@ class _Tables:
                 rule_id=rule.id,
                 title=rule.title,
                 text=rule.because,
-                conclusion=rule.then.describe(),
-                premises=tuple(_fact_text(f) for f in premises),
+                conclusion=self.conclusions[rule.id],
+                premises=tuple(Premise(n, v, self.words.fact(n, v), (n, v) in mine) for n, v in premises),
                 source=rule.source,
                 citation=source.citation,
                 evidence=rule.evidence,
@@ -81,8 +221,9 @@ class _Chain:
             self.premises.setdefault(firing.rule_id, set()).update(firing.premises)
             for fact in derives[firing.rule_id]:
                 self.derivers.setdefault(fact, set()).add(firing.rule_id)
-        self.given = set(trace.given)
+        self.given = frozenset(trace.given)
         self._sorted: dict[str, tuple[Fact, ...]] = {}
+        self._levels: dict[str, str] = {}
 
     def sorted_premises(self, rule_id: str) -> tuple[Fact, ...]:
         found = self._sorted.get(rule_id)
@@ -91,10 +232,10 @@ class _Chain:
         return found
 
     def step(self, rule_id: str) -> Step:
-        return self.tables.step(rule_id, self.sorted_premises(rule_id))
+        return self.tables.step(rule_id, self.sorted_premises(rule_id), self.given)
 
-    def explain(self, rule_ids: Iterable[str]) -> tuple[Step, ...]:
-        """The steps behind ``rule_ids``: premises' derivations first, each rule once."""
+    def order(self, rule_ids: Iterable[str]) -> list[str]:
+        """The rules behind ``rule_ids``: premises' derivations first, each rule once."""
         order: list[str] = []
         seen: set[str] = set()
 
@@ -111,7 +252,24 @@ class _Chain:
 
         for rule_id in rule_ids:
             visit(rule_id)
-        return tuple(self.step(r) for r in order)
+        return order
+
+    def explain(self, rule_ids: Iterable[str]) -> tuple[Step, ...]:
+        return tuple(self.step(r) for r in self.order(rule_ids))
+
+    def level(self, rule_id: str) -> str:
+        """The weakest evidence level along everything behind one rule's firings."""
+        found = self._levels.get(rule_id)
+        if found is None:
+            found = self._levels[rule_id] = weakest(self.rb.by_id[r].evidence for r in self.order([rule_id]))
+        return found
+
+    def roots(self, rule_ids: Iterable[str]) -> list[Fact]:
+        """The given facts at the start of the chains behind ``rule_ids``."""
+        out: set[Fact] = set()
+        for rid in self.order(rule_ids):
+            out.update(f for f in self.premises[rid] if f in self.given)
+        return sorted(out, key=_key)
 
 
 def _key(fact: Fact) -> tuple[str, str, str]:
@@ -123,29 +281,34 @@ def excluded_by(rule: Rule, rb: Rulebase) -> list[str]:
     ex = rule.then.exclude
     if ex is None:
         return []
-    out = set()
-    for tech in rb.techniques.values():
-        if (
-            ex.all
-            or tech.id in ex.techniques
-            or (ex.only is not None and tech.id not in ex.only)
-            or (ex.max_pressure and PRESSURES.index(tech.pressure) > PRESSURES.index(ex.max_pressure))
-        ):
-            out.add(tech.id)
-    return sorted(out)
+    return sorted(
+        tech.id for tech in rb.techniques.values()
+        if ex.all
+        or tech.id in ex.techniques
+        or (ex.only is not None and tech.id not in ex.only)
+        or (ex.max_pressure and PRESSURES.index(tech.pressure) > PRESSURES.index(ex.max_pressure))
+    )
 
 
-def build(rb: Rulebase, profile: Mapping[str, Any], trace: Trace) -> Recommendation:
+def build(
+    rb: Rulebase,
+    profile: Mapping[str, Any],
+    trace: Trace,
+    provenance: Provenance,
+    recommender: Any = None,
+) -> Recommendation:
     """Assemble the recommendation for one profile from its trace."""
     tables = rb.memo("reasoning", _Tables)
     chain = _Chain(rb, trace, tables)
     fired = sorted(chain.premises)
     rules = [rb.by_id[r] for r in fired]
 
-    scores: dict[str, list[tuple[float, str]]] = {}
+    contributions: dict[str, list[Contribution]] = {}
     for rule in rules:
-        for tech, weight in rule.then.score:
-            scores.setdefault(tech, []).append((weight, rule.id))
+        if rule.then.score:
+            level = chain.level(rule.id)
+            for tech, weight in rule.then.score:
+                contributions.setdefault(tech, []).append(Contribution(rule.id, weight, level, level != REFUTED))
 
     exclusions: dict[str, list[str]] = {}
     for rule in rules:
@@ -153,43 +316,65 @@ def build(rb: Rulebase, profile: Mapping[str, Any], trace: Trace) -> Recommendat
             exclusions.setdefault(tech, []).append(rule.id)
 
     referral = _referral(rb, chain, [r for r in rules if r.then.refer])
-    if referral is not None and referral.withholds_techniques:
+    if referral is not None:
         refer_ids = [s.rule_id for s in referral.rationale if rb.by_id[s.rule_id].then.refer]
-        for tech in scores:
-            exclusions.setdefault(tech, []).extend(refer_ids)
+        limit = None if referral.withholds_techniques else referral.max_pressure
+        for technique in rb.techniques.values():
+            if referral.withholds_techniques or (
+                limit and PRESSURES.index(technique.pressure) > PRESSURES.index(limit)
+            ):
+                exclusions.setdefault(technique.id, []).extend(refer_ids)
 
-    ranked = []
-    for tech_id, contributions in scores.items():
+    ranked: list[RankedTechnique] = []
+    demoted: list[NotRecommended] = []
+    for tech_id, contribs in sorted(contributions.items()):
         if tech_id in exclusions:
             continue
         technique = rb.techniques[tech_id]
-        total = round(sum(w for w, _ in sorted(contributions)), 6)
-        positive = [rid for w, rid in contributions if w > 0] or [rid for _, rid in contributions]
-        evidence = min((rb.by_id[r].evidence for r in positive), key=EVIDENCE_LEVELS.index)
-        by_weight = [rid for _, rid in sorted(contributions, key=lambda c: (-c[0], c[1]))]
-        ranked.append(
-            RankedTechnique(technique.id, technique.name, technique.description, total, evidence,
-                            chain.explain(by_weight))
-        )
-    ranked.sort(key=lambda t: (-t.score, t.id))
+        contribs.sort(key=lambda c: (-c.weight, c.rule_id))
+        counted = [c for c in contribs if c.counted]
+        score = round(sum(sorted(c.weight for c in counted)), 6)
+        by_level: dict[str, float] = {}
+        for c in counted:
+            by_level[c.evidence] = by_level.get(c.evidence, 0.0) + c.weight
+        by_level = {k: round(v, 6) for k, v in by_level.items()}
+        raising = [c.evidence for c in counted if c.weight > 0]
+        evidence = weakest(raising or [c.evidence for c in counted] or [c.evidence for c in contribs])
+        rationale = chain.explain(c.rule_id for c in contribs)
+        against = tuple(c.rule_id for c in counted if c.weight < 0)
+        if score > 0 and not against:
+            ranked.append(RankedTechnique(technique.id, technique.name, technique.description, technique.pressure,
+                                          score, evidence, by_level, tuple(contribs), rationale))
+        else:
+            demoted.append(NotRecommended(technique.id, technique.name, score, "demoted" if against else "no_points",
+                                          against, tuple(contribs), rationale))
+    # Ties go to the better-supported technique, then to the id, so the order never depends on chance.
+    if provenance.ranking == "evidence":
+        ranked.sort(key=lambda t: (-t.supported_score, -t.score, EVIDENCE_LEVELS.index(t.evidence), t.id))
+    else:
+        ranked.sort(key=lambda t: (-t.score, EVIDENCE_LEVELS.index(t.evidence), t.id))
 
     excluded = tuple(
         Exclusion(tech, rb.techniques[tech].name, chain.explain(sorted(set(ids))))
         for tech, ids in sorted(exclusions.items())
     )
-    facts: dict[str, list[Any]] = {}
+    derived = []
     for name, value in trace.derived:
-        facts.setdefault(name, []).append(value)
+        by = sorted(chain.derivers.get((name, value), ()))
+        level = strongest(chain.level(r) for r in by) if by else "claim"
+        derived.append(DerivedFact(name, value, tables.words.fact(name, value), level, tuple(by)))
     return Recommendation(
         profile=profile,
         techniques=tuple(ranked),
+        not_recommended=tuple(demoted),
         excluded=excluded,
         referral=referral,
-        facts={k: tuple(v) for k, v in facts.items()},
+        derived=tuple(derived),
         fired=tuple(fired),
         notes=tuple(chain.step(r.id) for r in rules if r.then.note),
         warnings=tuple(chain.step(r.id) for r in rules if r.then.warn),
-        safety_overrides=rb.safety_overrides,
+        provenance=provenance,
+        recommender=recommender,
     )
 
 
@@ -197,15 +382,22 @@ def _referral(rb: Rulebase, chain: _Chain, refer_rules: list[Rule]) -> Referral 
     if not refer_rules:
         return None
     urgency = min((r.then.refer.urgency for r in refer_rules if r.then.refer), key=URGENCIES.index)
-    rationale = chain.explain(r.id for r in refer_rules)
-    triggers = sorted(
-        {str(v) for r in refer_rules for n, v in chain.premises[r.id] if n in ("red_flags", "conditions")}
-    )
+    ids = [r.id for r in refer_rules]
+    rationale = chain.explain(ids)
+    flags = sorted({str(v) for rid in chain.order(ids) for n, v in chain.premises[rid] if n == "red_flags"}
+                   | {f for rid in chain.order(ids) for f in rb.by_id[rid].then.flag})
+    words = chain.tables.words
+    triggers = tuple(Premise(n, v, words.fact(n, v), True) for n, v in chain.roots(ids))
     return Referral(
         urgency=urgency,
         suspected=tuple(sorted({r.then.refer.suspected for r in refer_rules if r.then.refer})),
-        triggers=tuple(triggers),
+        flags=tuple(flags),
+        triggers=triggers,
         action=rb.urgency_actions.get(urgency, "See a clinician."),
+        max_pressure=None if urgency in ("emergency", "urgent") else rb.urgency_limits.get(urgency),
         sources=tuple(sorted({s.source for s in rationale})),
         rationale=rationale,
     )
+
+
+__all__ = ["SUPPORTED_LEVELS", "build", "excluded_by", "strongest", "weakest"]

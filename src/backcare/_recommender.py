@@ -7,7 +7,6 @@ result must never depend on what some other caller loaded).
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import threading
@@ -19,13 +18,14 @@ from typing import Any, Union
 
 import attrs
 
-from ._engine import Engine, representable
-from ._errors import EngineError, ProfileError, RuleError
-from ._loader import PackText, default_rules_path, load_with_sources
-from ._model import Contraindication, RedFlag, Rulebase
+from ._engine import Engine, input_facts, representable
+from ._errors import EngineError, ProfileError, RuleError, did_you_mean
+from ._loader import PackText, default_rules_path, load_with_sources, pack_digest
+from ._loader.checks import catalogue_ids
+from ._model import RANKINGS, Contraindication, RedFlag, Rulebase
 from ._profile import FieldSpec, Profile
 from ._reasoning import build
-from ._result import Recommendation
+from ._result import Provenance, Recommendation
 
 ProfileLike = Union[Profile, Mapping[str, Any]]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -46,8 +46,13 @@ class Recommender:
 
     ``rules`` lists extra packs (TOML files or directories of them), applied
     in order after the default pack. ``allow_safety_overrides`` lets a pack
-    disable or replace safety rules; every result then says so. Results for
-    equal profiles are cached (``cache_size`` of them; 0 turns the cache off).
+    disable or replace safety rules, or what they depend on; every result
+    then says so. ``ranking`` orders the recommended techniques: ``"seed"``
+    by their whole score, the article's reasoning included, or
+    ``"evidence"`` first by the points that rest on evidence of low quality
+    or better; by default the last pack that sets ``[pack] ranking`` decides,
+    else ``"seed"``. Results for equal profiles are cached (``cache_size`` of
+    them; 0 turns the cache off).
 
     A recommender pickles by the text of its extra packs, read once when it
     was built, so it can be sent to a worker process or machine where those
@@ -67,11 +72,15 @@ class Recommender:
         include_default: bool = True,
         allow_safety_overrides: bool = False,
         cache_size: int = 1024,
+        ranking: str | None = None,
     ) -> None:
         if isinstance(rules, (str, os.PathLike, PackText)):
             rules = [rules]
         if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 0:
             raise ValueError(f"cache_size must be an integer >= 0, got {cache_size!r}")
+        if ranking is not None and ranking not in RANKINGS:
+            raise ValueError(f"ranking must be one of {', '.join(RANKINGS)}, got {ranking!r}"[:200]
+                             + did_you_mean(str(ranking)[:100], RANKINGS))
         packs: list[Path | PackText] = [default_rules_path()] if include_default else []
         packs += [p if isinstance(p, PackText) else Path(p) for p in rules]
         self.rulebase: Rulebase
@@ -79,7 +88,9 @@ class Recommender:
         # What __reduce__ sends: the extra packs' texts as parsed, plus a digest of the default pack.
         extra = texts[1:] if include_default else texts
         self._args = (extra, include_default, allow_safety_overrides, cache_size,
-                      _digest(texts[0]) if include_default else "")
+                      pack_digest(texts[0]) if include_default else "", ranking)
+        self.ranking: str = ranking or self.rulebase.ranking or "seed"
+        self.provenance = Provenance(self.rulebase.packs, self.ranking, self.rulebase.safety_overrides)
         self._fields = _effective_fields(self.rulebase)
         try:
             self._engine = Engine(self.rulebase)
@@ -135,8 +146,8 @@ class Recommender:
         return self._recommend_profiles([self.profile(profile)])[0]
 
     def _evaluate(self, profile: Profile) -> Recommendation:
-        trace = self._engine.evaluate(profile.facts())
-        return build(self.rulebase, profile.to_dict(), trace)
+        trace = self._engine.evaluate(input_facts(self.rulebase, profile))
+        return build(self.rulebase, profile.to_dict(), trace, self.provenance, self)
 
     def _store(self, key: Any, result: Recommendation) -> None:
         with self._cache_lock:
@@ -212,7 +223,10 @@ class Recommender:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
                                  initargs=(self,)) as pool:
-            return list(pool.map(_worker_recommend, profiles, chunksize=chunk))
+            results = list(pool.map(_worker_recommend, profiles, chunksize=chunk))
+        for result in results:  # results cross processes without their recommender: this one made them
+            object.__setattr__(result, "_recommender", self)
+        return results
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses and size of the result cache."""
@@ -248,7 +262,7 @@ def _cache_key(profile: Profile) -> Any:
 
 def _effective_fields(rb: Rulebase) -> dict[str, FieldSpec]:
     """Field specs with catalogue-backed choices filled in from the rulebase."""
-    catalogues = {"red_flags": tuple(rb.red_flags), "conditions": tuple(rb.contraindications)}
+    catalogues = catalogue_ids(rb)
     out = {}
     for name, spec in rb.fields.items():
         if spec.choices_from in catalogues:
@@ -257,43 +271,29 @@ def _effective_fields(rb: Rulebase) -> dict[str, FieldSpec]:
     return out
 
 
-def _digest(pack: PackText) -> str:
-    """A fingerprint of a pack's content, independent of where its files live."""
-    h = hashlib.sha256()
-    root = Path(pack.name)
-    for shown, text in pack.files:
-        try:
-            name = Path(shown).relative_to(root).as_posix()
-        except ValueError:
-            name = Path(shown).name
-        for part in (name, text):
-            data = part.encode("utf-8")
-            h.update(len(data).to_bytes(8, "little"))
-            h.update(data)
-    return h.hexdigest()
-
-
 _rebuilt: OrderedDict[tuple[Any, ...], Recommender] = OrderedDict()
 _rebuilt_lock = threading.Lock()
 _REBUILT_MAX = 8
 
 
 def _rebuild(
-    packs: tuple[PackText, ...], include_default: bool, allow: bool, cache_size: int, default_digest: str
+    packs: tuple[PackText, ...], include_default: bool, allow: bool, cache_size: int, default_digest: str,
+    ranking: str | None = None,
 ) -> Recommender:
     """Unpickle a recommender: built once per process for each distinct content.
 
     A Dask task or a process-pool chunk unpickles its recommender every time;
     the memo makes that a dictionary lookup after the first.
     """
-    key = (packs, include_default, allow, cache_size, default_digest)
+    key = (packs, include_default, allow, cache_size, default_digest, ranking)
     with _rebuilt_lock:
         hit = _rebuilt.get(key)
         if hit is not None:
             _rebuilt.move_to_end(key)
             return hit
         rec = Recommender(
-            list(packs), include_default=include_default, allow_safety_overrides=allow, cache_size=cache_size
+            list(packs), include_default=include_default, allow_safety_overrides=allow, cache_size=cache_size,
+            ranking=ranking,
         )
         if rec._args[4] != default_digest:
             raise RuleError(

@@ -9,19 +9,26 @@ can show the ranking without them.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
 
-from ._model import EVIDENCE_MEANING
+from ._model import EVIDENCE_LEVELS, EVIDENCE_MEANING, RANKING_MEANING, SUPPORTED_LEVELS, PackInfo
 from ._profile import Scalar
 
+#: Shown with every result, in the text output and in ``to_dict()``.
 DISCLAIMER = (
-    "This is information, not medical advice. It does not replace assessment by a "
-    "qualified clinician; if your pain is severe, getting worse, or you have any of the "
-    "warning signs listed by backcare.red_flags(), see a clinician."
+    "This is information, not medical advice. It does not replace assessment by a qualified "
+    "clinician. Get emergency help the same day for numbness around the genitals, back passage or "
+    "inner thighs, new trouble passing urine or controlling the bladder or bowels, or numbness or "
+    "weakness in both legs or getting worse. See a doctor within days, before any massage, for back "
+    "pain with a fever, unexplained weight loss, cancer now or in the past, pain after a fall or "
+    "injury (especially with thin bones or long-term steroid tablets), pain that is constant or worse "
+    "at night, or new back pain after the age of 50. See a clinician, too, if the pain is severe or "
+    "getting worse."
 )
 
 
@@ -65,6 +72,20 @@ def _freeze_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 @attrs.frozen
+class Premise:
+    """A fact a rule fired on, with the words a person reads for it.
+
+    ``given`` is true for what the profile says (or backcare computes from
+    it, such as the age when the pain began), false for what rules derived.
+    """
+
+    fact: str
+    value: Scalar
+    text: str
+    given: bool
+
+
+@attrs.frozen
 class Step:
     """One rule firing in a chain of reasoning, with its source and evidence."""
 
@@ -72,7 +93,7 @@ class Step:
     title: str
     text: str
     conclusion: str
-    premises: tuple[str, ...]
+    premises: tuple[Premise, ...]
     source: str
     citation: str
     evidence: str
@@ -83,14 +104,61 @@ class Step:
 
 
 @attrs.frozen
+class Contribution:
+    """What one rule adds to (or takes from) a technique's score.
+
+    ``evidence`` is the weakest level along the chain behind this rule's
+    firing: a guideline step resting on an article's claim is only a claim.
+    A contribution whose chain is refuted is shown but never counted.
+    """
+
+    rule_id: str
+    weight: float
+    evidence: str
+    counted: bool
+
+
+@attrs.frozen
 class RankedTechnique:
-    """A recommended technique: its score, evidence level and rationale."""
+    """A recommended technique: its score, evidence level and rationale.
+
+    ``score`` adds up the counted contributions; ``score_by_evidence`` splits
+    it by the evidence level of each contribution's chain and sums to it.
+    ``evidence`` is the weakest level among the chains that raise the score:
+    a technique is only as well supported as its weakest supporting link.
+    """
 
     id: str
     name: str
     description: str
+    pressure: str
     score: float
     evidence: str
+    score_by_evidence: Mapping[str, float] = attrs.field(converter=_freeze_mapping)
+    contributions: tuple[Contribution, ...]
+    rationale: tuple[Step, ...]
+
+    @property
+    def supported_score(self) -> float:
+        """The part of the score resting on evidence of low quality or better."""
+        return round(sum(v for k, v in self.score_by_evidence.items() if k in SUPPORTED_LEVELS), 6)
+
+
+@attrs.frozen
+class NotRecommended:
+    """A technique some rules scored but that is not recommended, and why.
+
+    ``reason`` is ``demoted`` when a rule counts against the technique for
+    this person (``demoted_by`` names them), else ``no_points`` when its
+    counted score is 0 or less.
+    """
+
+    technique: str
+    name: str
+    score: float
+    reason: str
+    demoted_by: tuple[str, ...]
+    contributions: tuple[Contribution, ...]
     rationale: tuple[Step, ...]
 
 
@@ -107,148 +175,386 @@ class Exclusion:
 class Referral:
     """The person should see a clinician, and how soon.
 
-    ``emergency`` and ``urgent`` referrals withhold every technique;
-    ``routine`` ones come alongside the ranking.
+    ``emergency`` and ``urgent`` referrals withhold every technique; a
+    ``routine`` one allows only techniques up to ``max_pressure`` until the
+    person has been assessed. ``flags`` are the red flags behind it, given
+    or raised by rules; ``triggers`` are the answers in the profile that
+    started the chain.
     """
 
     urgency: str
     suspected: tuple[str, ...]
-    triggers: tuple[str, ...]
+    flags: tuple[str, ...]
+    triggers: tuple[Premise, ...]
     action: str
+    max_pressure: str | None
     sources: tuple[str, ...]
     rationale: tuple[Step, ...]
 
     @property
     def withholds_techniques(self) -> bool:
+        """Whether every technique is withheld until a clinician has assessed the person."""
         return self.urgency in ("emergency", "urgent")
+
+    @property
+    def meanwhile(self) -> str:
+        """What the referral means for massage until then, in one sentence."""
+        if self.withholds_techniques:
+            return "Every massage technique is withheld until a clinician has assessed you."
+        if self.max_pressure:
+            return (f"Until you are assessed, only gentle techniques (no firmer than {self.max_pressure} "
+                    "pressure) are listed.")
+        return "Massage may go on meanwhile."
+
+
+@attrs.frozen
+class DerivedFact:
+    """A fact the rules worked out, with how well its best derivation is supported.
+
+    A fact derived only through the article's claims (``evidence`` claim or
+    refuted) is what the article claims about the person, not a finding.
+    """
+
+    name: str
+    value: Scalar
+    text: str
+    evidence: str
+    rules: tuple[str, ...]
+
+
+@attrs.frozen
+class Provenance:
+    """What produced a result: the packs (with digests), the ranking policy, any safety overrides.
+
+    Two results with equal provenance came from the same rules, whatever
+    directories the packs were read from.
+    """
+
+    packs: tuple[PackInfo, ...]
+    ranking: str
+    safety_overrides: tuple[str, ...] = ()
+
+
+def _drop_internal(attribute: attrs.Attribute[Any], value: Any) -> bool:
+    return not attribute.metadata.get("internal", False)
 
 
 @attrs.frozen
 class Recommendation:
     """A ranked, explained list of techniques, with safety findings beside it.
 
-    Equal profiles give equal recommendations, and :meth:`to_dict` is the
-    same byte for byte once dumped with ``sort_keys``.
+    Equal profiles give equal recommendations, and :meth:`to_json` is the
+    same byte for byte. Only techniques with a positive score that no rule
+    demotes are in ``techniques``; the rest of those scored are in
+    ``not_recommended``, and those safety rules rule out in ``excluded``.
     """
 
     profile: Mapping[str, Any] = attrs.field(converter=_freeze_mapping)
     techniques: tuple[RankedTechnique, ...]
+    not_recommended: tuple[NotRecommended, ...]
     excluded: tuple[Exclusion, ...]
     referral: Referral | None
-    facts: Mapping[str, tuple[Scalar, ...]] = attrs.field(converter=_freeze_mapping)
+    derived: tuple[DerivedFact, ...]
     fired: tuple[str, ...]
-    notes: tuple[Step, ...] = ()
-    warnings: tuple[Step, ...] = ()
-    safety_overrides: tuple[str, ...] = ()
+    notes: tuple[Step, ...]
+    warnings: tuple[Step, ...]
+    provenance: Provenance
     disclaimer: str = DISCLAIMER
+    #: The recommender that made this result, for why_not() and what_if(); never serialised.
+    _recommender: Any = attrs.field(default=None, eq=False, repr=False, metadata={"internal": True})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled without the recommender: a worker's result is re-attached by the caller.
+        state = {a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if _drop_internal(a, None)}
+        return (_unpickle, (state,))
+
+    @property
+    def facts(self) -> Mapping[str, tuple[Scalar, ...]]:
+        """Every derived fact's values by name, whatever their support (see :attr:`derived`)."""
+        out: dict[str, list[Scalar]] = {}
+        for d in self.derived:
+            out.setdefault(d.name, []).append(d.value)
+        return FrozenMapping(out)
+
+    @property
+    def safety_overrides(self) -> tuple[str, ...]:
+        """Safety content the packs in use changed (only with ``allow_safety_overrides=True``)."""
+        return self.provenance.safety_overrides
 
     def technique_ids(self) -> list[str]:
         """The recommended technique ids, best first."""
         return [t.id for t in self.techniques]
+
+    def why_not(self, technique: str) -> Any:
+        """Why a technique is not recommended: excluded, demoted, or which rules nearly supported it.
+
+        Returns a :class:`~backcare.WhyNot`. An unknown technique id raises
+        :class:`~backcare.UnknownIdError` with a did-you-mean.
+        """
+        from ._explore import why_not
+
+        return why_not(self, technique)
+
+    def what_if(self) -> Any:
+        """The single-field changes that would change the top technique or the referral.
+
+        Returns a tuple of :class:`~backcare.WhatIf`, evaluated through the
+        same recommender; candidate values come from the rules' own
+        conditions, so no more evaluations run than there are candidates.
+        """
+        from ._explore import what_if
+
+        return what_if(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-safe data: dicts, lists, strings, numbers, booleans, None."""
         return _plain(self)  # type: ignore[no-any-return]
 
     def to_json(self) -> str:
-        """The :meth:`to_dict` form as canonical JSON text."""
-        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, indent=2)
+        """The :meth:`to_dict` form as canonical, strict JSON text."""
+        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False)
 
     def explain(self) -> str:
         """A readable account of the result, for a person rather than a program."""
-        out: list[str] = ["backcare recommendation", "=" * 23, ""]
-        if self.safety_overrides:
-            out.append("WARNING: safety rules were overridden by the rule packs in use:")
-            out += [f"  - {o}" for o in self.safety_overrides]
-            out.append("")
-        if self.referral:
-            r = self.referral
-            out.append(f"SEE A CLINICIAN ({r.urgency.upper()}): {r.action}")
-            out.append(f"  Possible {', '.join(r.suspected)}; triggered by {', '.join(r.triggers)}.")
-            if r.withholds_techniques:
-                out.append("  No massage technique is recommended until a clinician has assessed you.")
-            out += _steps(r.rationale, "  ")
-            out.append("")
-        if self.techniques:
-            out.append("Techniques, best first:")
-            for i, t in enumerate(self.techniques, 1):
-                out.append(f"{i:2d}. {t.name} - score {t.score:g}, evidence: {t.evidence} "
-                           f"({EVIDENCE_MEANING[t.evidence]})")
-                out += _steps(t.rationale, "      ")
-        elif not self.referral:
-            out.append("No technique is indicated by this profile.")
-        if self.excluded:
-            out += [*_gap(out), "Excluded:"]
-            # Techniques excluded for the same reasons are listed together.
-            groups: dict[tuple[Step, ...], list[str]] = {}
-            for e in self.excluded:
-                groups.setdefault(e.reasons, []).append(e.name)
-            for reasons, names in groups.items():
-                out += textwrap.wrap("- " + ", ".join(names) + ":", 79, initial_indent="  ",
-                                     subsequent_indent="    ")
-                out += _steps(reasons, "    ")
-        for title, items in (("Warnings", self.warnings), ("Notes", self.notes)):
-            if items:
-                out += [*_gap(out), f"{title}:"]
-                out += _steps(items, "  ")
-        if self.facts:
-            out += ["", "Derived facts: " + "; ".join(
-                f"{k} = {', '.join(_show(v) for v in vs)}" for k, vs in self.facts.items())]
-        sources = _sources(self)
-        if sources:
-            out += ["", "Sources:", *sources]
-        out += ["", textwrap.fill(self.disclaimer, 79)]
-        return "\n".join(out)
+        return _Explainer(self).render()
 
 
-def _gap(lines: list[str]) -> list[str]:
-    """One blank line before a new section, unless the last section already ended with one."""
-    return [""] if lines and lines[-1] else []
+def _unpickle(state: dict[str, Any]) -> Recommendation:
+    return Recommendation(**state)
 
 
-def _show(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+# ---------------------------------------------------------------------------
+# The text of explain(): words for a patient and a therapist.
+
+_WIDTH = 79
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+_LEVEL_WORDS = {
+    "guideline": "a guideline",
+    "trial": "a trial",
+    "low": "low-quality evidence",
+    "claim": "the article's claims",
+    "refuted": "claims the evidence contradicts",
+}
 
 
-def _steps(steps: tuple[Step, ...], indent: str) -> list[str]:
-    lines: list[str] = []
+def clean(text: str) -> str:
+    """Text with control characters shown as escapes, so nothing can rewrite the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
-    def body(text: str) -> list[str]:
-        return textwrap.wrap(text, 79, initial_indent=indent + "  ", subsequent_indent=indent + "  ")
 
-    for s in steps:
-        lines += textwrap.wrap(f"- [{s.rule_id}] {s.title}: {s.conclusion}", 79,
-                               initial_indent=indent, subsequent_indent=indent + "  ")
-        lines += body(f"{s.text} [{s.source}; evidence: {s.evidence}]")
+def _number(x: float) -> str:
+    return f"{x:g}"
+
+
+def _points(n: float) -> str:
+    return f"{_number(abs(n))} point{'' if abs(n) == 1 else 's'}"
+
+
+class _Explainer:
+    def __init__(self, result: Recommendation) -> None:
+        self.r = result
+        self.out: list[str] = []
+
+    def line(self, text: str = "", indent: str = "", sub: str | None = None) -> None:
+        if not text:
+            self.out.append("")
+            return
+        self.out += textwrap.wrap(clean(text), _WIDTH, initial_indent=indent,
+                                  subsequent_indent=sub if sub is not None else indent,
+                                  break_long_words=False, break_on_hyphens=False)
+
+    def gap(self) -> None:
+        if self.out and self.out[-1]:
+            self.out.append("")
+
+    def render(self) -> str:
+        r = self.r
+        self.out = ["backcare: massage techniques for this back-pain profile", "=" * 56, ""]
+        if r.safety_overrides:
+            self.line("WARNING: the rule packs in use changed backcare's safety rules:")
+            for o in r.safety_overrides:
+                self.line(f"- {o}", "  ", "    ")
+            self.gap()
+        self.referral()
+        if r.warnings:
+            self.gap()
+            self.line("Warnings:")
+            for s in r.warnings:
+                self.step(s, "  ")
+        self.gap()
+        self.techniques()
+        self.not_recommended()
+        self.excluded()
+        if r.notes:
+            self.gap()
+            self.line("Notes:")
+            for s in r.notes:
+                self.step(s, "  ")
+        self.derived()
+        self.provenance()
+        self.sources()
+        self.gap()
+        self.line(r.disclaimer)
+        return "\n".join(self.out)
+
+    def step(self, s: Step, indent: str) -> None:
+        kind = {"claim": "Claim: ", "refuted": "Refuted claim: "}.get(s.evidence, "")
+        self.line(f"- {kind}{s.title}: {s.conclusion} [{s.rule_id}]", indent, indent + "  ")
+        body = indent + "  "
+        text = s.text
+        if s.evidence == "claim":
+            text = f"The article claims: {text}"
+        elif s.evidence == "refuted":
+            text = f"The article claims, but research found otherwise: {text}"
+        self.line(f"{text} [{s.source}; evidence: {s.evidence}]", body)
+        if s.premises:
+            self.line("Because of: " + "; ".join(p.text for p in s.premises) + ".", body)
         if s.caveat:
             cite = f" [{s.caveat_source}]" if s.caveat_source else ""
-            lines += body(f"But: {s.caveat}{cite}")
-    return lines
+            self.line(f"But: {s.caveat}{cite}", body)
 
+    def referral(self) -> None:
+        ref = self.r.referral
+        if ref is None:
+            return
+        heading = {"emergency": "GET EMERGENCY HELP", "urgent": "SEE A DOCTOR URGENTLY",
+                   "routine": "SEE A CLINICIAN"}.get(ref.urgency, "SEE A CLINICIAN")
+        self.line(f"{heading} ({ref.urgency} referral): {ref.action}", "", "  ")
+        self.line("What it may be: " + ", ".join(ref.suspected) + ".", "  ")
+        if ref.triggers:
+            self.line("From your answers: " + "; ".join(p.text for p in ref.triggers) + ".", "  ")
+        self.line(ref.meanwhile, "  ")
+        self.line("Why:", "  ")
+        for s in ref.rationale:
+            self.step(s, "  ")
 
-def _sources(result: Recommendation) -> list[str]:
-    """Each cited source once, in id order, for the end of :meth:`explain`."""
-    cited: dict[str, str] = {}
-    steps = [*result.notes, *result.warnings]
-    steps += [s for t in result.techniques for s in t.rationale]
-    steps += [s for e in result.excluded for s in e.reasons]
-    if result.referral:
-        steps += result.referral.rationale
-    for s in steps:
-        cited[s.source] = s.citation
-        if s.caveat_source and s.caveat_citation:
-            cited[s.caveat_source] = s.caveat_citation
-    lines = []
-    for key, citation in sorted(cited.items()):
-        lines += textwrap.wrap(f"[{key}] {citation}", 79, subsequent_indent="    ")
-    return lines
+    def techniques(self) -> None:
+        r = self.r
+        if not r.techniques:
+            self.line("No technique is recommended. " + self._why_none())
+            return
+        policy = r.provenance.ranking
+        self.line(f"Recommended techniques, best first (ranked {RANKING_MEANING.get(policy, policy)}).")
+        self.line("A score adds up the points the reasons below give a technique. It only orders the "
+                  "techniques for this profile; it does not measure how well a technique works.")
+        for i, t in enumerate(r.techniques, 1):
+            self.line("")
+            self.line(f"{i}. {t.name}: score {_number(t.score)}, evidence: {t.evidence} "
+                      f"({EVIDENCE_MEANING.get(t.evidence, t.evidence)})", " " if i < 10 else "", "    ")
+            self.line(t.description, "    ")
+            self.line(self._breakdown(t.score_by_evidence, t.contributions), "    ")
+            self.line("Why:", "    ")
+            for s in t.rationale:
+                self.step(s, "    ")
+
+    def _why_none(self) -> str:
+        r = self.r
+        if r.referral and r.referral.withholds_techniques:
+            return "Every technique is withheld until a clinician has assessed you (see above)."
+        if r.excluded and not r.not_recommended:
+            return "Each technique the rules point to is ruled out for a reason listed under Excluded."
+        if r.excluded or r.not_recommended:
+            return "See Not recommended and Excluded below."
+        extra = " Read the warnings above first." if r.warnings else ""
+        return ("Nothing in this profile points to a particular massage technique; saying more about the "
+                "pain (how long, how strong, stiffness, tight bands) gives a fuller answer." + extra)
+
+    @staticmethod
+    def _breakdown(by_level: Mapping[str, float], contributions: tuple[Contribution, ...]) -> str:
+        parts = [f"{_points(v)} from {_LEVEL_WORDS.get(k, k)}" for k, v in
+                 sorted(by_level.items(), key=lambda kv: EVIDENCE_LEVELS.index(kv[0])
+                        if kv[0] in EVIDENCE_LEVELS else len(EVIDENCE_LEVELS))
+                 if v]
+        text = "Points: " + (", ".join(parts) if parts else "none") + "."
+        ignored = [c for c in contributions if not c.counted]
+        if ignored:
+            total = sum(c.weight for c in ignored)
+            text += (f" Not counted: {_points(total)} resting on claims the evidence contradicts.")
+        return text
+
+    def not_recommended(self) -> None:
+        if not self.r.not_recommended:
+            return
+        self.gap()
+        self.line("Not recommended:")
+        for n in self.r.not_recommended:
+            if n.reason == "demoted":
+                titles = {s.rule_id: s.title for s in n.rationale}
+                why = "; ".join(f"{titles.get(rid, rid)} [{rid}]" for rid in n.demoted_by)
+                self.line(f"- {n.name}: counted against it for this profile by: {why}.", "  ", "    ")
+            else:
+                self.line(f"- {n.name}: its score is {_number(n.score)}, so nothing here speaks for it.",
+                          "  ", "    ")
+
+    def excluded(self) -> None:
+        r = self.r
+        if not r.excluded:
+            return
+        self.gap()
+        self.line("Excluded:")
+        referral_rules = {s.rule_id for s in r.referral.rationale} if r.referral else set()
+        groups: dict[tuple[Step, ...], list[str]] = {}
+        for e in r.excluded:
+            groups.setdefault(e.reasons, []).append(e.name)
+        for reasons, names in groups.items():
+            if len(names) == len(r.excluded) and len(groups) == 1 and len(names) > 1:
+                label = "Every technique (" + ", ".join(names) + ")"
+            else:
+                label = ", ".join(names)
+            if reasons and all(s.rule_id in referral_rules for s in reasons):
+                self.line(f"- {label}: withheld because of the referral above.", "  ", "    ")
+                continue
+            self.line(f"- {label}:", "  ", "    ")
+            for s in reasons:
+                self.step(s, "    ")
+
+    def derived(self) -> None:
+        found = [d for d in self.r.derived if d.evidence in SUPPORTED_LEVELS]
+        claimed = [d for d in self.r.derived if d.evidence == "claim"]
+        refuted = [d for d in self.r.derived if d.evidence == "refuted"]
+        for title, facts in (("What backcare worked out from your answers", found),
+                             ("What the article claims about you, without good evidence", claimed),
+                             ("What the article claims, against the evidence", refuted)):
+            if facts:
+                self.gap()
+                self.line(title + ":")
+                for d in facts:
+                    self.line(f"- {d.text} [{', '.join(d.rules)}]", "  ", "    ")
+
+    def provenance(self) -> None:
+        p = self.r.provenance
+        self.gap()
+        packs = "; ".join(
+            f"{pack.name}{' ' + pack.version if pack.version else ''} (sha256 {pack.digest[:12]})" for pack in p.packs
+        )
+        self.line(f"Rules used: {packs}. Ranking: {p.ranking}.")
+
+    def sources(self) -> None:
+        cited: dict[str, str] = {}
+        r = self.r
+        steps = [*r.notes, *r.warnings]
+        steps += [s for t in r.techniques for s in t.rationale]
+        steps += [s for n in r.not_recommended for s in n.rationale]
+        steps += [s for e in r.excluded for s in e.reasons]
+        if r.referral:
+            steps += r.referral.rationale
+        for s in steps:
+            cited[s.source] = s.citation
+            if s.caveat_source and s.caveat_citation:
+                cited[s.caveat_source] = s.caveat_citation
+        if not cited:
+            return
+        self.gap()
+        self.line("Sources:")
+        for key, citation in sorted(cited.items()):
+            self.line(f"[{key}] {citation}", "", "    ")
 
 
 def _plain(value: Any) -> Any:
     if attrs.has(type(value)):
-        return {a.name: _plain(getattr(value, a.name)) for a in attrs.fields(type(value))}
+        return {a.name: _plain(getattr(value, a.name)) for a in attrs.fields(type(value))
+                if _drop_internal(a, None)}
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (tuple, list)):

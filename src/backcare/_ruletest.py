@@ -79,6 +79,10 @@ def check(expect: Expectation, result: Recommendation) -> list[str]:
     for tech in expect.excluded:
         if tech not in excluded:
             out.append(f"expected {tech} to be excluded, excluded are {excluded}")
+    not_recommended = [n.technique for n in result.not_recommended]
+    for tech in expect.not_recommended:
+        if tech not in not_recommended:
+            out.append(f"expected {tech} to be not recommended, not recommended are {not_recommended}")
     for rule in expect.fired:
         if rule not in result.fired:
             out.append(f"expected rule {rule} to fire; it did not")

@@ -76,7 +76,7 @@ def _type_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
         if name not in defs:
             defs[name] = {}  # placeholder against recursion
             hints = typing.get_type_hints(tp)
-            fields = attrs.fields(tp)
+            fields = [f for f in attrs.fields(tp) if not f.metadata.get("internal")]
             defs[name] = {
                 "type": "object",
                 "description": (tp.__doc__ or "").strip().split("\n")[0],

@@ -28,8 +28,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import attrs
+
 from .._errors import Problem, RuleError
-from .._model import Rulebase
+from .._model import PackInfo, Rulebase
 from .checks import validate
 from .keys import EXCLUDE_KEYS, EXPECT_KEYS, ID_RE, NAME_RE, REFER_KEYS, SCHEMA, THEN_KEYS, TOP_LEVEL, Key
 from .limits import (
@@ -43,7 +45,14 @@ from .limits import (
 )
 from .merge import _dedupe, _merge
 from .parse import _parse_text, _RawPack
-from .read import PackText, _read_pack, default_rules_path, pack_files
+from .read import PackText, _read_pack, default_rules_path, pack_digest, pack_files
+
+
+def _is_default(path: Path) -> bool:
+    try:
+        return path.resolve() == default_rules_path().resolve()
+    except (OSError, RuleError):
+        return False
 
 __all__ = [
     "EXCLUDE_KEYS",
@@ -66,6 +75,7 @@ __all__ = [
     "default_rules_path",
     "load",
     "load_with_sources",
+    "pack_digest",
     "pack_files",
     "validate",
 ]
@@ -86,6 +96,7 @@ def load_with_sources(
     problems: list[Problem] = []
     raw_packs: list[_RawPack] = []
     sources: list[PackText] = []
+    defaults: list[bool] = []
     for item in packs:
         if isinstance(item, PackText):
             source: PackText | None = item
@@ -100,8 +111,19 @@ def load_with_sources(
         for shown, text in source.files:
             _parse_text(text, shown, pack, problems)
         raw_packs.append(pack)
+        defaults.append(not isinstance(item, PackText) and _is_default(Path(item)))
     rulebase = _merge(raw_packs, problems, allow_safety_overrides)
     if rulebase is not None:
+        infos = tuple(
+            PackInfo(name=raw.meta.get("name") or Path(text.name).name, digest=pack_digest(text),
+                     version=raw.meta.get("version"), description=raw.meta.get("description"), default=default)
+            for raw, text, default in zip(raw_packs, sources, defaults)
+        )
+        # The default pack first, then the others sorted: packs that load in either order give
+        # the same rules, and so the same provenance (order-dependent changes are listed in
+        # safety_overrides, and a ranking a pack sets shows in the result's ranking).
+        infos = tuple(sorted(infos, key=lambda i: (not i.default, i.name, i.digest)))
+        rulebase = attrs.evolve(rulebase, packs=infos)
         problems += validate(rulebase)
     if problems:
         raise RuleError(_dedupe(problems))

@@ -9,13 +9,23 @@ import attrs
 
 from .._errors import Problem, did_you_mean
 from .._model import Condition, Origin, Rule, Rulebase
+from .._profile import COMPUTED_FACTS
 from .limits import _check_engine_limits, _value_type
+
+
+def catalogue_ids(rb: Rulebase) -> dict[str, tuple[str, ...]]:
+    """The ids each catalogue a list field may draw from holds (see ``FieldSpec.choices_from``)."""
+    return {
+        "red_flags": tuple(rb.red_flags),
+        "conditions": tuple(rb.contraindications),
+        "local_conditions": tuple(c.id for c in rb.contraindications.values() if c.effect == "avoid_area"),
+    }
 
 
 def _fact_types(rb: Rulebase) -> dict[str, set[str]]:
     """The value types each fact can have: declared for fields, seen for derived facts."""
     types: dict[str, set[str]] = {}
-    for name, spec in rb.fields.items():
+    for name, spec in (*rb.fields.items(), *COMPUTED_FACTS.items()):
         types[name] = {"number" if spec.type in ("int", "number") else spec.type}
     for rule in rb.rules:
         for fact, value in rule.then.derive:
@@ -59,6 +69,8 @@ def validate(rb: Rulebase) -> list[Problem]:
         for fact, value in rule.then.derive:
             if fact in rb.fields and rb.fields[fact].type == "list":
                 problem(rule, f"cannot derive {fact!r}: it is a list field", "then.derive")
+            elif fact in COMPUTED_FACTS:
+                problem(rule, f"cannot derive {fact!r}: backcare computes it from the profile", "then.derive")
             elif len(types[fact]) > 1:
                 # True == 1 in both Python and the engine: one type per fact keeps matches exact.
                 problem(rule, f"fact {fact!r} is given or derived as {' and '.join(sorted(types[fact]))} "
@@ -66,6 +78,10 @@ def validate(rb: Rulebase) -> list[Problem]:
         for flag in rule.then.flag:
             if flag not in rb.red_flags:
                 problem(rule, f"unknown red flag {flag!r}{did_you_mean(flag, rb.red_flags)}", "then.flag")
+        for implied in rule.then.condition:
+            if implied not in rb.contraindications:
+                problem(rule, f"unknown contraindication {implied!r}{did_you_mean(implied, rb.contraindications)}",
+                        "then.condition")
         ex = rule.then.exclude
         if ex:
             for tech in (*ex.techniques, *(ex.only or ())):
@@ -89,28 +105,32 @@ def _check_tests(rule: Rule, cond: Condition, types: set[str], rb: Rulebase) -> 
     out: list[Problem] = []
     key = f"when.{cond.fact}"
     o = attrs.evolve(rule.origin or Origin("<rules>"), line=(rule.origin or Origin("<rules>")).line_of(key))
-    spec = rb.fields.get(cond.fact)
+    spec = rb.fields.get(cond.fact) or COMPUTED_FACTS.get(cond.fact)
     for test in cond.tests:
+        if test.op == "given":
+            if spec is None:
+                out.append(Problem(f"'given' tests a profile field; {cond.fact!r} is only derived by rules",
+                                   o.file, o.line, rule.id, key))
+            continue
         if "list" in types:
-            if test.op != "contains":
-                out.append(Problem(f"{cond.fact!r} is a list: test it with contains = \"id\"", o.file, o.line,
-                                   rule.id, key))
+            if test.op not in ("contains", "lacks"):
+                out.append(Problem(f"{cond.fact!r} is a list: test it with contains = \"id\" or lacks = \"id\"",
+                                   o.file, o.line, rule.id, key))
                 continue
             if not isinstance(test.value, str):
                 # durable-rules compares a string with a number through uninitialised memory.
-                out.append(Problem(f"{cond.fact!r} holds strings: contains needs a string id, got {test.value!r}",
+                out.append(Problem(f"{cond.fact!r} holds strings: {test.op} needs a string id, got {test.value!r}",
                                    o.file, o.line, rule.id, key))
                 continue
-            catalogues: dict[str, Mapping[str, Any]] = {"red_flags": rb.red_flags,
-                                                       "conditions": rb.contraindications}
-            catalogue = catalogues.get(cond.fact)
-            allowed: Iterable[str] | None = catalogue if catalogue is not None else (spec.choices if spec and spec.choices else None)
+            allowed = catalogue_ids(rb).get(spec.choices_from or "") if spec else None
+            if allowed is None and spec is not None and spec.choices:
+                allowed = spec.choices
             if allowed is not None and test.value not in allowed:
                 out.append(Problem(f"{cond.fact!r} has no id {test.value!r}{did_you_mean(str(test.value), allowed)}",
                                    o.file, o.line, rule.id, key))
             continue
-        if test.op == "contains":
-            out.append(Problem(f"contains applies only to list fields; {cond.fact!r} is not one", o.file, o.line,
+        if test.op in ("contains", "lacks"):
+            out.append(Problem(f"{test.op} applies only to list fields; {cond.fact!r} is not one", o.file, o.line,
                                rule.id, key))
             continue
         values = test.value if isinstance(test.value, tuple) else (test.value,)
@@ -133,7 +153,8 @@ def _check_cycles(rb: Rulebase) -> list[Problem]:
     graph: dict[str, set[str]] = {}
     by_edge: dict[tuple[str, str], str] = {}
     for rule in rb.rules:
-        outs = [f for f, _ in rule.then.derive] + (["red_flags"] if rule.then.flag else [])
+        outs = [f for f, _ in rule.then.derive] + (["red_flags"] if rule.then.flag else []) \
+            + (["conditions"] if rule.then.condition else [])
         for cond in rule.when:
             for out in outs:
                 graph.setdefault(cond.fact, set()).add(out)
@@ -176,7 +197,8 @@ def _check_examples(rb: Rulebase) -> list[Problem]:
     for ex in rb.examples:
         o = ex.origin or Origin("<rules>")
         e = ex.expect
-        for tech in (*((e.first,) if e.first else ()), *e.order, *e.in_top, *e.absent, *e.excluded):
+        for tech in (*((e.first,) if e.first else ()), *e.order, *e.in_top, *e.absent, *e.excluded,
+                     *e.not_recommended):
             if tech not in rb.techniques:
                 out.append(Problem(f"example {ex.name!r}: unknown technique {tech!r}"
                                    f"{did_you_mean(tech, rb.techniques)}", o.file, o.line, key="expect"))

@@ -10,7 +10,7 @@ import re
 
 import attrs
 
-from .._model import EVIDENCE_LEVELS, PRESSURES, URGENCIES
+from .._model import EVIDENCE_LEVELS, PRESSURES, RANKINGS, URGENCIES
 from .._profile import FIELD_TYPES
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
@@ -38,6 +38,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "pack": _keys(
         Key("name", "string", "A short name for the pack, shown in errors and docs."),
         Key("description", "string", "What the pack is for."),
+        Key("version", "string", "The pack's version, named in every result's provenance."),
+        Key("ranking", "string", "The ranking policy this pack asks for: " + ", ".join(RANKINGS)
+            + ". A Recommender's own ranking= wins over it."),
     ),
     "field": _keys(
         Key("name", "name", "The profile field name (lower_snake_case).", True),
@@ -46,6 +49,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         Key("minimum", "number", "Smallest accepted value (int and number fields)."),
         Key("maximum", "number", "Largest accepted value (int and number fields)."),
         Key("choices", "list of strings", "The accepted values (string fields, or items of list fields)."),
+        Key("label", "string", "A short name results use in sentences (default: the name in words)."),
     ),
     "technique": _keys(
         Key("id", "id", "Technique id, used in rules and results.", True),
@@ -65,13 +69,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         Key("id", "id", "Unique rule id.", True),
         Key("title", "string", "One line saying what the rule does.", True),
         Key("when", "table", "Conditions: fact name = value, or = { op = value, ... }.", True),
-        Key("then", "table", "The conclusion: derive, score, flag, exclude, refer, note, warn.", True),
+        Key("then", "table", "The conclusion: derive, score, flag, condition, exclude, refer, note, warn.", True),
         Key("because", "string", "Why the conclusion follows, in words a person can read.", True),
         Key("source", "id", "The source id the rule encodes.", True),
         Key("evidence", "string", "How strong the evidence is: " + ", ".join(EVIDENCE_LEVELS) + ".", True),
         Key("caveat", "string", "What the evidence says against or beyond the claim."),
         Key("caveat_source", "id", "The source id behind the caveat."),
-        Key("safety", "bool", "Marks a safety rule; required for flag, exclude, refer and warn."),
+        Key("safety", "bool", "Marks a safety rule; required for flag, condition, exclude, refer and warn."),
         _REPLACE,
     ),
     "red_flag": _keys(
@@ -95,7 +99,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         Key("suspected", "string", "With refer: what the clinician should rule out."),
         _REPLACE,
     ),
-    "urgency": _keys(*(Key(u, "table", f"`action` text for a {u} referral.") for u in URGENCIES)),
+    "urgency": _keys(*(Key(u, "table", f"What a {u} referral tells the person: action, max_pressure.")
+                       for u in URGENCIES)),
     "example": _keys(
         Key("name", "string", "The example's name, shown when it fails.", True),
         Key("profile", "table", "The profile to recommend for.", True),
@@ -107,6 +112,7 @@ THEN_KEYS = _keys(
     Key("derive", "string or table", "Derive a fact: a name (value true) or { name = value, ... }."),
     Key("score", "table", "Add weights to techniques: { technique_id = weight, ... }."),
     Key("flag", "id or list of ids", "Raise red flags (safety)."),
+    Key("condition", "id or list of ids", "Add contraindications to the person's conditions, as if listed (safety)."),
     Key("exclude", "table", "Rule out techniques: { techniques, max_pressure, only, all } (safety)."),
     Key("refer", "table", "Refer to a clinician: { urgency, suspected } (safety)."),
     Key("note", "string", "Add a note to the result."),
@@ -122,6 +128,10 @@ REFER_KEYS = _keys(
     Key("urgency", "string", "emergency, urgent or routine.", True),
     Key("suspected", "string", "What the clinician should rule out.", True),
 )
+URGENCY_KEYS = _keys(
+    Key("action", "string", "What to do, in words: whom to see and how soon.", True),
+    Key("max_pressure", "string", "Routine only: the firmest pressure allowed until the person is assessed."),
+)
 EXPECT_KEYS = _keys(
     Key("first", "id", "This technique ranks first."),
     Key("order", "list of ids", "These techniques are recommended, in this relative order."),
@@ -129,6 +139,7 @@ EXPECT_KEYS = _keys(
     Key("in_top", "list of ids", "These techniques are among the first `top_n`."),
     Key("absent", "list of ids", "These techniques are not recommended."),
     Key("excluded", "list of ids", "These techniques are in `excluded`."),
+    Key("not_recommended", "list of ids", "These techniques are in `not_recommended` (score 0 or less, or demoted)."),
     Key("fired", "list of ids", "These rules fired."),
     Key("not_fired", "list of ids", "These rules did not fire."),
     Key("referral", "string", "The referral urgency, or none."),
@@ -136,4 +147,4 @@ EXPECT_KEYS = _keys(
     Key("facts", "table", "These facts were derived, with these values."),
 )
 TOP_LEVEL = {*SCHEMA, "disable"}
-SAFETY_CONCLUSIONS = ("flag", "exclude", "refer", "warn")
+SAFETY_CONCLUSIONS = ("flag", "condition", "exclude", "refer", "warn")

@@ -10,14 +10,18 @@ from .._model import (
     Conclusion,
     Condition,
     Contraindication,
+    Exclude,
     Origin,
+    Protection,
     RedFlag,
     Refer,
     Rule,
     Rulebase,
+    Technique,
     Test,
 )
-from .._profile import core_fields
+from .._profile import COMPUTED_FACTS, core_fields
+from . import safety
 from .parse import _RawPack
 
 
@@ -74,6 +78,9 @@ def _merge_entries(
     return merged, replaced
 
 
+_OPT_IN = "Recommender(..., allow_safety_overrides=True)"
+
+
 def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_overrides: bool) -> Rulebase | None:
     fields = dict(core_fields())
     for pack in raw_packs:
@@ -84,10 +91,16 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
                     Problem(f"profile field {spec.name!r} is already defined", origin.file, origin.line, spec.name,
                             "name")
                 )
+            elif spec.name in COMPUTED_FACTS:
+                problems.append(
+                    Problem(f"profile field {spec.name!r} is the name of a fact backcare computes "
+                            f"({COMPUTED_FACTS[spec.name].description.split('.')[0].lower()})",
+                            origin.file, origin.line, spec.name, "name")
+                )
             else:
                 fields[spec.name] = spec
-    techniques, _ = _merge_entries(((p.name, p.techniques) for p in raw_packs), "technique", problems)
-    sources, _ = _merge_entries(((p.name, p.sources) for p in raw_packs), "source", problems)
+    techniques, tech_replaced = _merge_entries(((p.name, p.techniques) for p in raw_packs), "technique", problems)
+    sources, src_replaced = _merge_entries(((p.name, p.sources) for p in raw_packs), "source", problems)
     red_flags, rf_replaced = _merge_entries(((p.name, p.red_flags) for p in raw_packs), "red flag", problems)
     contras, ci_replaced = _merge_entries(
         ((p.name, p.contraindications) for p in raw_packs), "contraindication", problems
@@ -97,28 +110,25 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
     # disabling or replacing them goes through the same safety checks.
     def catalogue_rules(p: _RawPack) -> list[tuple[Rule, bool]]:
         out = [(_red_flag_rule(f), rep) for f, rep in p.red_flags]
-        out += [(_contraindication_rule(c), rep) for c, rep in p.contraindications]
+        out += [(r, rep) for c, rep in p.contraindications for r in _contraindication_rules(c)]
         return out
 
     rules, replaced = _merge_entries(
         ((p.name, catalogue_rules(p) + p.rules) for p in raw_packs), "rule", problems
     )
-    overrides: list[str] = []
-    disabled: list[str] = []
+    guard = _Guard(problems, allow_safety_overrides)
+    urgency, limits = _merge_urgency(raw_packs, guard)
+
+    # What safety depends on, judged on every definition a pack touches: the
+    # rules as merged plus the originals of those replaced.
+    every_definition = [*rules.values(), *(old for old, _ in replaced)]
+    needed = safety.protection(every_definition)
     for old, new in replaced:
-        if old.safety:
-            note = f"safety rule {old.id!r} replaced by {new.origin}"
-            if allow_safety_overrides:
-                overrides.append(note)
-            else:
-                problems.append(
-                    Problem(
-                        f"rule {old.id!r} is a safety rule: replacing it needs "
-                        "Recommender(..., allow_safety_overrides=True)",
-                        new.origin.file if new.origin else None, new.origin.line if new.origin else None,
-                        old.id, "replace",
-                    )
-                )
+        why = _why_protected(old, needed)
+        if why:
+            guard.check(f"{why}: replacing it needs {_OPT_IN}", f"rule {old.id!r} replaced by {new.origin}",
+                        new.origin, old.id, "replace")
+    disabled: list[str] = []
     for pack in raw_packs:
         for rule_id, origin in pack.disable:
             if rule_id not in rules:
@@ -127,35 +137,121 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
                             origin.file, origin.line, rule_id, "disable")
                 )
                 continue
-            if rules[rule_id].safety:
-                if not allow_safety_overrides:
-                    problems.append(
-                        Problem(
-                            f"rule {rule_id!r} is a safety rule: disabling it needs "
-                            "Recommender(..., allow_safety_overrides=True)",
-                            origin.file, origin.line, rule_id, "disable",
-                        )
-                    )
-                    continue
-                overrides.append(f"safety rule {rule_id!r} disabled by {origin}")
+            why = _why_protected(rules[rule_id], needed)
+            if why and not guard.check(f"{why}: disabling it needs {_OPT_IN}",
+                                       f"rule {rule_id!r} disabled by {origin}", origin, rule_id, "disable"):
+                continue
             del rules[rule_id]
             disabled.append(rule_id)
-    urgency: dict[str, str] = {}
-    for pack in raw_packs:
-        urgency.update(pack.urgency)
+
+    attributes = safety.protected_attributes(every_definition, limits)
+    for old, new in tech_replaced:
+        changed = [a for a in attributes if getattr(old, a) != getattr(new, a)]
+        if changed:
+            guard.check(
+                f"technique {old.id!r}: safety rules read its {', '.join(changed)} ({getattr(old, changed[0])!r}); "
+                f"changing it needs {_OPT_IN}",
+                f"technique {old.id!r} {changed[0]} changed from {getattr(old, changed[0])!r} to "
+                f"{getattr(new, changed[0])!r} by {new.origin}",
+                new.origin, old.id, changed[0])
+    cited = safety.protected_sources(every_definition, needed)
+    cited |= {e.source for e in (*red_flags.values(), *contras.values())}
+    for old, new in src_replaced:
+        if old.id in cited:
+            guard.check(f"source {old.id!r} is cited by safety rules: replacing it needs {_OPT_IN}",
+                        f"source {old.id!r} replaced by {new.origin}", new.origin, old.id, "replace")
+    _check_technique_names(techniques, problems)
+
+    final = tuple(sorted(rules.values(), key=lambda r: r.id))
     examples = tuple(e for p in raw_packs for e in p.examples)
+    ranking = next((p.meta["ranking"] for p in reversed(raw_packs) if "ranking" in p.meta), None)
     return Rulebase(
         fields=fields,
         techniques=dict(sorted(techniques.items())),
         sources=dict(sorted(sources.items())),
-        rules=tuple(sorted(rules.values(), key=lambda r: r.id)),
+        rules=final,
         red_flags=dict(sorted(red_flags.items())),
         contraindications=dict(sorted(contras.items())),
         urgency_actions=urgency,
         examples=examples,
-        safety_overrides=tuple(sorted(overrides)),
+        safety_overrides=tuple(sorted(guard.overrides)),
         disabled=tuple(sorted(disabled)),
+        urgency_limits=limits,
+        protected=safety.protection(final),
+        protected_attributes=attributes,
+        ranking=ranking,
     )
+
+
+class _Guard:
+    """Refuses a change to safety content, or records it when the caller opted in."""
+
+    def __init__(self, problems: list[Problem], allow: bool) -> None:
+        self.problems = problems
+        self.allow = allow
+        self.overrides: list[str] = []
+
+    def check(self, refusal: str, override: str, origin: Origin | None, ident: str, key: str) -> bool:
+        """True if the change may go ahead."""
+        if self.allow:
+            self.overrides.append(override)
+            return True
+        self.problems.append(Problem(refusal, origin.file if origin else None, origin.line if origin else None,
+                                     ident, key))
+        return False
+
+
+def _why_protected(rule: Rule, needed: dict[str, Protection]) -> str | None:
+    if rule.safety:
+        return f"rule {rule.id!r} is a safety rule"
+    if rule.id in needed:
+        return f"rule {rule.id!r} is protected because {safety.needed_by_text(needed[rule.id])}"
+    return None
+
+
+def _merge_urgency(raw_packs: list[_RawPack], guard: _Guard) -> tuple[dict[str, str], dict[str, str]]:
+    """Urgency texts are safety content: the first pack to set a level owns it."""
+    actions: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    owner: dict[str, Origin] = {}
+    for pack in raw_packs:
+        for level, (action, limit, origin) in sorted(pack.urgency.items()):
+            if level in owner and (actions[level], limits.get(level)) != (action, limit):
+                if not guard.check(
+                    f"[urgency.{level}] is safety content, set at {owner[level]}: changing it needs {_OPT_IN}",
+                    f"[urgency.{level}] changed by {origin}", origin, f"urgency.{level}", "action",
+                ):
+                    continue
+            owner.setdefault(level, origin)
+            actions[level] = action
+            if limit is None:
+                limits.pop(level, None)
+            else:
+                limits[level] = limit
+    return actions, limits
+
+
+def _check_technique_names(techniques: dict[str, Technique], problems: list[Problem]) -> None:
+    """Two techniques with one display name would let a result list one while excluding the other."""
+    seen: dict[str, Technique] = {}
+    for tech in techniques.values():  # in the order packs defined them: the later one is the problem
+        key = " ".join(tech.name.casefold().split())
+        if key in seen:
+            first = seen[key]
+            o = tech.origin or Origin("<rules>")
+            problems.append(Problem(
+                f"technique name {tech.name!r} is already the name of technique {first.id!r} "
+                f"({first.origin}); give each technique its own name", o.file, o.line,
+                tech.id, "name"))
+        else:
+            seen[key] = tech
+
+
+_NEEDS = {
+    "emergency": "it needs assessment the same day, not massage",
+    "urgent": "it needs a doctor's assessment within days, before any massage",
+    "routine": "it needs assessment by a clinician at a routine appointment; until then, only gentle massage",
+}
 
 
 def _red_flag_rule(flag: RedFlag) -> Rule:
@@ -164,8 +260,7 @@ def _red_flag_rule(flag: RedFlag) -> Rule:
         title=f"Red flag: {flag.description}",
         when=(Condition("red_flags", (Test("contains", flag.id),)),),
         then=Conclusion(refer=Refer(flag.urgency, flag.suspected)),
-        because=f"{flag.description} can be a sign of {flag.suspected}; "
-        f"it needs {flag.urgency} assessment by a clinician, not massage.",
+        because=f"{flag.description} can be a sign of {flag.suspected}; {_NEEDS[flag.urgency]}.",
         source=flag.source,
         evidence="guideline",
         safety=True,
@@ -173,20 +268,30 @@ def _red_flag_rule(flag: RedFlag) -> Rule:
     )
 
 
-def _contraindication_rule(c: Contraindication) -> Rule:
-    warn = {
-        "avoid_area": f"keep massage away from the affected area ({c.description.lower()})",
-        "consult_first": f"ask the treating clinician before massage ({c.description.lower()})",
-    }.get(c.effect)
-    return Rule(
-        id=f"contraindication.{c.id}",
-        title=f"Contraindication: {c.description}",
-        when=(Condition("conditions", (Test("contains", c.id),)),),
-        then=Conclusion(exclude=c.exclude, refer=c.refer, warn=warn),
-        because=c.because,
-        source=c.source,
-        evidence="low",
-        safety=True,
-        origin=c.origin,
-    )
+def _contraindication_rules(c: Contraindication) -> list[Rule]:
+    """A contraindication's rules: one, or two for a local one (on the back, or elsewhere).
+
+    Every technique backcare lists is applied to the back, so a local
+    condition the profile does not place elsewhere rules them all out: a
+    result never recommends a technique on an area it says to avoid.
+    """
+    has = Condition("conditions", (Test("contains", c.id),))
+    what = c.description[0].lower() + c.description[1:]
+    if c.effect != "avoid_area":
+        warn = f"ask the treating clinician before massage ({what})" if c.effect == "consult_first" else None
+        return [Rule(f"contraindication.{c.id}", f"Contraindication: {c.description}", (has,),
+                     Conclusion(exclude=c.exclude, refer=c.refer, warn=warn), c.because, c.source, "low",
+                     safety=True, origin=c.origin)]
+    keep_away = f"keep massage away from the affected area ({what})"
+    return [
+        Rule(f"contraindication.{c.id}", f"Contraindication on the back: {c.description}",
+             (Condition("away_from_back", (Test("lacks", c.id),)), has),
+             Conclusion(exclude=Exclude(all=True), refer=c.refer, warn=keep_away),
+             f"{c.because} Every technique here is applied to the back, and the profile does not place "
+             "this anywhere else, so no technique is recommended.",
+             c.source, "low", safety=True, origin=c.origin),
+        Rule(f"contraindication.{c.id}.elsewhere", f"Contraindication away from the back: {c.description}",
+             (Condition("away_from_back", (Test("contains", c.id),)),),
+             Conclusion(warn=keep_away), c.because, c.source, "low", safety=True, origin=c.origin),
+    ]
 

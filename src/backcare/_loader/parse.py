@@ -14,8 +14,10 @@ from .._engine import representable  # the engine owns how values compile
 from .._errors import Problem, did_you_mean
 from .._model import (
     EVIDENCE_LEVELS,
+    INPUT_OPERATORS,
     OPERATORS,
     PRESSURES,
+    RANKINGS,
     URGENCIES,
     Conclusion,
     Condition,
@@ -42,6 +44,7 @@ from .keys import (
     SCHEMA,
     THEN_KEYS,
     TOP_LEVEL,
+    URGENCY_KEYS,
     Key,
 )
 from .read import _Locator
@@ -150,9 +153,13 @@ class _RawPack:
     rules: list[tuple[Rule, bool]] = attrs.Factory(list)
     red_flags: list[tuple[RedFlag, bool]] = attrs.Factory(list)
     contraindications: list[tuple[Contraindication, bool]] = attrs.Factory(list)
-    urgency: dict[str, str] = attrs.Factory(dict)
+    #: Urgency level -> (action text, max_pressure or None, where it was set).
+    urgency: dict[str, tuple[str, str | None, Origin]] = attrs.Factory(dict)
     examples: list[Example] = attrs.Factory(list)
     disable: list[tuple[str, Origin]] = attrs.Factory(list)
+    #: The [pack] table: name, version, description, ranking (each at most once per pack).
+    meta: dict[str, str] = attrs.Factory(dict)
+    meta_origin: Origin | None = None
 
 
 
@@ -181,11 +188,25 @@ def _parse_text(text: str, shown: str, pack: _RawPack, problems: list[Problem]) 
                 ctx.problem(f"[{table}] must be a table", table)
                 continue
             _check_keys(ctx, data[table], SCHEMA[table])
+    if isinstance(data.get("pack"), dict):
+        _parse_pack_table(_Ctx(problems, shown, locator, "pack", 0), data["pack"], pack)
     for level, entry in data.get("urgency", {}).items() if isinstance(data.get("urgency"), dict) else ():
-        if level in URGENCIES and isinstance(entry, dict) and isinstance(entry.get("action"), str):
-            pack.urgency[level] = entry["action"]
-        elif level in URGENCIES:
-            problems.append(Problem(f"[urgency.{level}] needs action = \"...\"", shown, key=f"urgency.{level}"))
+        if level not in URGENCIES:
+            continue  # reported by the key check above
+        ctx = _Ctx(problems, shown, locator, f"urgency.{level}", 0)
+        if not isinstance(entry, dict):
+            ctx.problem(f"[urgency.{level}] must be a table with action = \"...\"", f"urgency.{level}")
+            continue
+        _check_keys(ctx, entry, URGENCY_KEYS, f"urgency.{level}.")
+        action = _get(ctx, entry, "action", "string")
+        limit = _choice(ctx, entry, "max_pressure", PRESSURES)
+        if limit is not None and level != "routine":
+            ctx.problem(f"max_pressure applies only to [urgency.routine]: a {level} referral withholds every "
+                        "technique", f"urgency.{level}.max_pressure")
+        elif action is not None:
+            line = next((i + 1 for i, s in enumerate(locator.lines)
+                         if re.match(rf"\s*\[\s*urgency\.{level}\s*\]", s)), None)
+            pack.urgency[level] = (action, limit, Origin(shown, line, pack.name))
     disable = data.get("disable", [])
     if not (isinstance(disable, list) and all(isinstance(d, str) for d in disable)):
         problems.append(Problem("'disable' must be a list of rule ids", shown, key="disable"))
@@ -218,6 +239,22 @@ def _parse_text(text: str, shown: str, pack: _RawPack, problems: list[Problem]) 
             parse(ctx, entry, pack)
 
 
+def _parse_pack_table(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
+    """The [pack] table: what the pack calls itself, for provenance, and the ranking it asks for."""
+    values = {k: _get(ctx, d, k, "string") for k in ("name", "version", "description")}
+    values["ranking"] = _choice(ctx, d, "ranking", RANKINGS)
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key in pack.meta and pack.meta[key] != value:
+            ctx.problem(f"[pack] {key} is {pack.meta[key]!r} in another file of this pack; a pack has one {key}",
+                        key)
+            continue
+        pack.meta[key] = value
+    if pack.meta_origin is None:
+        pack.meta_origin = ctx.origin()
+
+
 def _parse_field(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
     name = _get(ctx, d, "name", "name")
     ftype = _choice(ctx, d, "type", FIELD_TYPES)
@@ -225,6 +262,7 @@ def _parse_field(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
     lo = _get(ctx, d, "minimum", "number")
     hi = _get(ctx, d, "maximum", "number")
     choices = _get(ctx, d, "choices", "strings")
+    label = _get(ctx, d, "label", "string")
     if ftype and (lo is not None or hi is not None) and ftype not in ("int", "number"):
         ctx.problem("minimum and maximum apply only to int and number fields", "minimum")
     if ftype and choices is not None and ftype not in ("string", "list"):
@@ -237,6 +275,7 @@ def _parse_field(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
             minimum=lo,
             maximum=hi,
             choices=tuple(choices) if choices else None,
+            label=label,
         )
         pack.fields.append(spec)
         pack.field_origins[name] = ctx.origin()
@@ -288,7 +327,18 @@ def _parse_test(ctx: _Ctx, fact: str, raw: Any) -> tuple[Test, ...] | None:
         elif op in ("gt", "ge", "lt", "le") and (isinstance(value, bool) or not isinstance(value, (int, float))):
             ctx.problem(f"{op!r} on {fact!r} compares numbers, got {value!r}", key)
             continue
+        elif op == "lacks" and not isinstance(value, str):
+            ctx.problem(f"'lacks' on {fact!r} needs the id a list must not include, got {value!r}"[:300], key)
+            continue
+        elif op == "given" and not isinstance(value, bool):
+            ctx.problem(f"'given' on {fact!r} takes true or false, got {value!r}"[:300], key)
+            continue
         tests.append(Test(op, value))
+    inputs = [t.op for t in tests if t.op in INPUT_OPERATORS]
+    if inputs and len(raw) > 1:
+        ctx.problem(f"{inputs[0]!r} tests the profile as given and must be the only test in its condition on "
+                    f"{fact!r}", key)
+        return None
     return tuple(tests) if len(tests) == len(raw) else None
 
 
@@ -378,12 +428,8 @@ def _parse_then(ctx: _Ctx, raw: dict[str, Any]) -> Conclusion | None:
                     ctx.problem(f"weight for {tech!r} must be a finite number, got {w!r}", "then.score")
                 else:
                     score.append((tech, float(w)))
-    flags = raw.get("flag", [])
-    if isinstance(flags, str):
-        flags = [flags]
-    if not (isinstance(flags, list) and all(isinstance(f, str) for f in flags)):
-        ctx.problem("then.flag must be a red flag id or a list of them", "then.flag")
-        flags = []
+    flags = _id_list(ctx, raw, "flag", "a red flag id")
+    implied = _id_list(ctx, raw, "condition", "a contraindication id")
     exclude = None
     if "exclude" in raw:
         exclude = _parse_exclude(ctx, raw["exclude"], "then.exclude")
@@ -401,7 +447,19 @@ def _parse_then(ctx: _Ctx, raw: dict[str, Any]) -> Conclusion | None:
     warn = _get(ctx, raw, "warn", "string")
     if len(ctx.problems) > before:
         return None
-    return Conclusion(tuple(derive), tuple(score), tuple(sorted(set(flags))), exclude, refer, note, warn)
+    return Conclusion(tuple(derive), tuple(score), tuple(sorted(set(flags))), tuple(sorted(set(implied))),
+                      exclude, refer, note, warn)
+
+
+def _id_list(ctx: _Ctx, raw: dict[str, Any], key: str, what: str) -> list[str]:
+    """``then.flag`` and ``then.condition``: one id or a list of them."""
+    values = raw.get(key, [])
+    if isinstance(values, str):
+        values = [values]
+    if not (isinstance(values, list) and all(isinstance(v, str) for v in values)):
+        ctx.problem(f"then.{key} must be {what} or a list of them", f"then.{key}")
+        return []
+    return values
 
 
 def _parse_exclude(ctx: _Ctx, raw: Any, key: str) -> Exclude | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from importlib import resources
 from pathlib import Path
@@ -93,3 +94,24 @@ def pack_files(path: Path) -> list[Path]:
         return sorted(p for p in path.rglob("*.toml") if p.is_file())
     return [path]
 
+
+
+def pack_digest(pack: PackText) -> str:
+    """A SHA-256 of a pack's content, independent of where its files live.
+
+    Each file counts by its name relative to the pack (a single-file pack by
+    its file name) and its text, length-prefixed so no two packs collide by
+    moving text between files.
+    """
+    h = hashlib.sha256()
+    root = Path(pack.name)
+    for shown, text in pack.files:
+        try:
+            name = Path(shown).relative_to(root).as_posix()
+        except ValueError:
+            name = Path(shown).name
+        for part in (name, text):
+            data = part.encode("utf-8")
+            h.update(len(data).to_bytes(8, "little"))
+            h.update(data)
+    return h.hexdigest()
