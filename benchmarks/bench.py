@@ -40,6 +40,7 @@ import cohort as cohort_mod  # noqa: E402
 
 import backcare  # noqa: E402
 from backcare import _oracle  # noqa: E402
+from backcare._engine import input_facts  # noqa: E402
 from backcare._reasoning import build  # noqa: E402
 
 MiB = 1024 * 1024
@@ -168,14 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     rec_us = time_calls(rec.recommend, profiles)
     valid = [rec.profile(p) for p in profiles]
     rb = rec.rulebase
-    oracle_in = [(p.to_dict(), p.facts()) for p in valid]
+    oracle_in = [(p.to_dict(), input_facts(rb, p)) for p in valid]
     oracle_us = time_calls(lambda a: _oracle.recommend(rb, a[0], a[1]), oracle_in)
     # where one call's time goes (medians)
     validate_us = statistics.median(time_calls(rec.profile, profiles))
-    facts = [p.facts() for p in valid]
+    facts = [input_facts(rb, p) for p in valid]
     engine_us = statistics.median(time_calls(rec._engine.evaluate, facts))
     traces = [rec._engine.evaluate(f) for f in facts]
-    build_us = statistics.median(time_calls(lambda a: build(rb, a[0], a[1]),
+    build_us = statistics.median(time_calls(lambda a: build(rb, a[0], a[1], rec.provenance),
                                             [(o[0], t) for o, t in zip(oracle_in, traces)]))
     oracle_eval_us = statistics.median(time_calls(lambda f: _oracle.evaluate(rb, f), facts))
 

@@ -20,7 +20,8 @@ from backcare import ProfileError, Recommender, recommend_frame  # noqa: E402
 
 from .test_batch import PACK, cohort  # noqa: E402
 
-RESULT_COLUMNS = ["top_technique", "technique_ids", "referral_urgency", "result_json"]
+RESULT_COLUMNS = ["top_technique", "top_evidence", "top_score_by_evidence", "technique_ids", "referral_urgency",
+                  "result_json"]
 
 
 def sequential(profiles, rec=None):
@@ -35,10 +36,13 @@ def frame_of(profiles):
 
 
 def check_columns(out):
-    for top, ids, urgency, text in zip(*(out[c] for c in RESULT_COLUMNS)):
+    for top, evidence, by_level, ids, urgency, text in zip(*(out[c] for c in RESULT_COLUMNS)):
         data = json.loads(text)
         assert ids == [t["id"] for t in data["techniques"]]
         assert top == (ids[0] if ids else None)
+        first = data["techniques"][0] if ids else None
+        assert evidence == (first["evidence"] if first else None)
+        assert by_level == (first["score_by_evidence"] if first else None)
         assert urgency == (data["referral"]["urgency"] if data["referral"] else None)
 
 

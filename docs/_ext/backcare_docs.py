@@ -44,7 +44,8 @@ GENERATED = "_generated"
 
 #: Fill colours of rule boxes in the diagram, by evidence level; the legend
 #: below the diagram uses the same colours (see _static/backcare.css).
-EVIDENCE_COLOURS = {"guideline": "#cfe9d2", "trial": "#d3e3f6", "low": "#fbe6c2", "claim": "#f6d2d2"}
+EVIDENCE_COLOURS = {"guideline": "#cfe9d2", "trial": "#d3e3f6", "low": "#fbe6c2", "claim": "#f6d2d2",
+                    "refuted": "#e4e4e4"}
 FIELD_COLOUR = "#e4e4f4"
 FACT_COLOUR = "#fff7d6"
 TECHNIQUE_COLOUR = "#c9ecd0"
@@ -151,14 +152,19 @@ def evidence_badge(level: str) -> str:
 
 def profile_fields() -> list[str]:
     rows = []
+    targets = {"red_flags": ("red flags", "catalogue-red-flags"),
+               "conditions": ("contraindications", "catalogue-contraindications"),
+               "local_conditions": ("local contraindications (effect avoid_area)", "catalogue-contraindications")}
     for spec in _profile.core_fields().values():
         accepts = esc(spec.expected())
         if spec.choices_from:
-            target = {"red_flags": "catalogue-red-flags", "conditions": "catalogue-contraindications"}[spec.choices_from]
-            accepts = f"a list of ids from the :ref:`{spec.choices_from} catalogue <{target}>`"
+            what, target = targets[spec.choices_from]
+            accepts = f"a list of ids from the :ref:`{what} catalogue <{target}>`"
         if spec.default is not None:
             accepts += f"; default {lit(show_value(spec.default))}"
         rows.append([f"``{spec.name}``", lit(spec.type), accepts, esc(spec.description)])
+    for spec in _profile.COMPUTED_FACTS.values():
+        rows.append([f"``{spec.name}``", lit(spec.type), "computed, never given", esc(spec.description)])
     return list_table(["Field", "Type", "Accepts", "Meaning"], rows, "backcare-fields", "20 8 32 40")
 
 
@@ -199,12 +205,21 @@ def rule_schema() -> list[str]:
 
 def condition_operators() -> list[str]:
     samples = {"eq": 7, "ne": "chronic", "gt": 12, "ge": 4, "lt": 4, "le": 12,
-               "in": ("acute", "subacute"), "contains": "osteoporosis"}
+               "in": ("acute", "subacute"), "contains": "osteoporosis", "lacks": "recent_surgery",
+               "given": False}
+    notes = {"contains": "a list field includes the id",
+             "lacks": "a list field, as the profile gives it, does not include the id (decided before the "
+                      "rules run: derived facts never count); the only test in its condition",
+             "given": "whether the profile gives the field at all (decided before the rules run); the only "
+                      "test in its condition"}
     rows = []
     for op in _model.OPERATORS:
         value = samples.get(op, 1)
         toml = (f'[{", ".join(_toml(v) for v in value)}]' if isinstance(value, tuple) else _toml(value))
-        rows.append([f"``{op}``", f"``fact = {{ {op} = {toml} }}``", esc(_model.Test(op, value).describe())])
+        reads = esc(_model.Test(op, value).describe())
+        if op in notes:
+            reads += f" ({esc(notes[op])})"
+        rows.append([f"``{op}``", f"``fact = {{ {op} = {toml} }}``", reads])
     out = list_table(["Operator", "In a rule file", "Reads as"], rows, "backcare-operators", "15 45 40")
     return out
 
@@ -262,6 +277,8 @@ def _conclusion_items(rule: _model.Rule) -> list[str]:
         items.append("score " + ", ".join(lit(f"{w:+g} {t}") for t, w in then.score))
     for flag in then.flag:
         items.append(f"raise red flag :ref:`{flag} <red-flag-{flag}>`")
+    for implied in then.condition:
+        items.append(f"treat as the condition :ref:`{implied} <contraindication-{implied}>`")
     if then.exclude:
         items.append("exclude: " + esc(then.exclude.describe()))
     if then.refer:
@@ -300,6 +317,10 @@ def rule_card(rule: _model.Rule, rb: _model.Rulebase) -> list[str]:
     if rule.safety:
         body.append(":Safety: a safety rule: a pack can disable or replace it only with "
                     "``allow_safety_overrides=True``, and results then say so")
+    elif rule.id in rb.protected:
+        body.append(":Safety: protected like a safety rule, because the safety rule(s) "
+                    + ", ".join(rule_ref(r) for r in rb.protected[rule.id].needed_by)
+                    + " test a fact it derives")
     if rule.origin:
         line = f", line {rule.origin.line}" if rule.origin.line else ""
         body.append(f":Defined in: ``{shown_path(rule.origin.file)}``{line}")
@@ -364,13 +385,29 @@ def red_flags(rb: _model.Rulebase) -> list[str]:
 
 def contraindications(rb: _model.Rulebase) -> list[str]:
     rows = []
+    links: dict[str, list[str]] = {}
+    for rule in rb.rules:
+        for cond in rule.when:
+            for test in cond.tests:
+                if cond.fact == "conditions" and test.op == "contains" and rule.then.flag:
+                    links.setdefault(str(test.value), []).append(
+                        "raises the red flag " + ", ".join(f":ref:`{f} <red-flag-{f}>`" for f in rule.then.flag)
+                        + f" ({rule_ref(rule.id)})")
+        for implied in rule.then.condition:
+            links.setdefault(implied, []).append(f"also implied by {rule_ref(rule.id)}")
     for c in sorted(rb.contraindications.values(), key=lambda c: (c.effect, c.id)):
         effect = f"**{c.effect}**"
         if c.exclude is not None and not c.exclude.all:
             effect += ": " + esc(c.exclude.describe())
+        if c.effect == "avoid_area":
+            effect += (": every technique on the back, unless ``away_from_back`` lists it (then a warning "
+                       f"only, rule {rule_ref(f'contraindication.{c.id}.elsewhere')})")
         if c.refer:
             effect += f"; refer ({c.refer.urgency}): {esc(c.refer.suspected)}"
-        rows.append([_id_cell("backcare-contraindication-id", c.id, f"contraindication.{c.id}"),
+        for link in links.get(c.id, []):
+            effect += f"; {link}"
+        rows.append([_id_cell("backcare-contraindication-id", c.id, f"contraindication.{c.id}",
+                              f"contraindication-{c.id}"),
                      esc(c.description), effect, esc(c.because), source_ref(c.source)])
     return list_table(["Profile id", "Condition", "Effect", "Why", "Source"], rows,
                       "backcare-contraindications", "20 17 24 27 12")
@@ -378,7 +415,9 @@ def contraindications(rb: _model.Rulebase) -> list[str]:
 
 def urgency_actions(rb: _model.Rulebase) -> list[str]:
     rows = [[f"**{u}**", esc(rb.urgency_actions.get(u, "")),
-             "every technique is withheld" if u in ("emergency", "urgent") else "the ranking is kept"]
+             "every technique is withheld" if u in ("emergency", "urgent")
+             else f"only techniques up to {rb.urgency_limits[u]} pressure until assessed"
+             if u in rb.urgency_limits else "the ranking is kept"]
             for u in _model.URGENCIES]
     return list_table(["Urgency", "What the result tells the person", "Techniques"], rows,
                       "backcare-urgency", "12 63 25")
@@ -463,7 +502,8 @@ def _attrs(**kw: object) -> str:
 
 #: Edge colours by evidence level: darker versions of EVIDENCE_COLOURS, so a
 #: thin line still shows its level. Seed claims are also dashed.
-EDGE_COLOURS = {"guideline": "#2e7d32", "trial": "#1f5fa8", "low": "#b7791f", "claim": "#c0392b"}
+EDGE_COLOURS = {"guideline": "#2e7d32", "trial": "#1f5fa8", "low": "#b7791f", "claim": "#c0392b",
+                "refuted": "#777777"}
 
 _HEADER = [
     # size: at most 9 inches wide, scaled down to fit, which keeps 14pt labels
@@ -555,7 +595,7 @@ class _Graph:
     def edge(self, rule: _model.Rule, src: str, label: str, dst: str, extra: str = "", **kw: object) -> None:
         text = ": ".join(p for p in (label, extra) if p)
         attrs = {self.label: text, "color": EDGE_COLOURS[rule.evidence], "fontcolor": "#333333",
-                 "style": "dashed" if rule.evidence == "claim" else "solid",
+                 "style": "dashed" if rule.evidence in ("claim", "refuted") else "solid",
                  "URL": _rule_url(rule, self.page), "target": "_top",
                  "tooltip": f"{rule.id}: {rule.title} (evidence: {rule.evidence})"}
         attrs.update(kw)
@@ -628,6 +668,10 @@ def safety_dot(rb: _model.Rulebase, page: str = "catalogue.html") -> str:
             continue
         starts, _ = g.sources(rule)
         for src, label in starts:
+            for fact, value in rule.then.derive:
+                g.edge(rule, src, label, g.fact(fact, value))
+            for implied in rule.then.condition:
+                g.edge(rule, src, label, g.fact("conditions"), f"condition {implied}")
             for flag in rule.then.flag:
                 used.add("out:referral")
                 g.edge(rule, src, label, "out:referral", f"red flag {flag}")

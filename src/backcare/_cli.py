@@ -16,7 +16,9 @@ from typing import Any, NoReturn
 
 from ._errors import BackcareError, RuleError
 from ._loader import default_rules_path
+from ._model import RANKINGS
 from ._recommender import Recommender
+from ._result import clean
 from ._ruletest import run_examples
 from ._schema import profile_schema, result_schema
 
@@ -41,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--rules", action="append", default=[], metavar="PATH", help=rules_help)
     rec.add_argument("--allow-safety-overrides", action="store_true",
                      help="let rule packs disable or replace safety rules (results then say so)")
+    rec.add_argument("--ranking", choices=RANKINGS, default=None,
+                     help="order techniques by the whole score (seed) or by the evidence-backed points "
+                          "first (evidence); default: what the packs ask for, else seed")
+    rec.add_argument("--why-not", metavar="TECHNIQUE", action="append", default=[],
+                     help="also say why a technique is not recommended (excluded, demoted, or the nearest "
+                          "rules that would have scored it); repeatable")
+    rec.add_argument("--what-if", action="store_true",
+                     help="also list the single-field changes that would change the top technique or the referral")
 
     rules = sub.add_parser("rules", help="list, show, check and test rules")
     rsub = rules.add_subparsers(dest="rules_command", required=True, parser_class=_Parser)
@@ -90,12 +100,24 @@ def _print_json(data: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "recommend":
         profile = _read_profile(args.profile)
-        rec = Recommender(args.rules, allow_safety_overrides=args.allow_safety_overrides)
+        rec = Recommender(args.rules, allow_safety_overrides=args.allow_safety_overrides, ranking=args.ranking)
         result = rec.recommend(profile)
+        why_not = [result.why_not(t) for t in args.why_not]
+        what_if = result.what_if() if args.what_if else None
         if args.json:
-            _print_json(result.to_dict())
-        else:
-            print(result.explain())
+            data = result.to_dict()
+            if why_not:
+                data["why_not"] = [w.to_dict() for w in why_not]
+            if what_if is not None:
+                data["what_if"] = [w.to_dict() for w in what_if]
+            _print_json(data)
+            return OK
+        print(result.explain())
+        for w in why_not:
+            print(f"\nWhy not {w.name}?\n{clean(str(w))}")
+        if what_if is not None:
+            print("\nWhat if? Single changes that would change the top technique or the referral:")
+            print("\n".join(f"- {clean(str(w))}" for w in what_if) or "- none")
         return OK
     if args.command == "schema":
         rec = Recommender(args.rules)

@@ -80,27 +80,30 @@ class WhyNot:
 
 @attrs.frozen
 class WhatIf:
-    """One change to one field, and what it would change in the result.
+    """A change to one field, and what it would change in the result.
 
-    ``value`` is the field's new value (``None``: not given). ``top`` and
-    ``referral`` are the new top technique id and referral urgency;
-    ``was_top`` and ``was_referral`` the current ones.
+    ``values`` are the field's new values that give this same outcome
+    (``None``: not given). ``top`` and ``referral`` are the new top technique
+    id and referral urgency, ``was_top`` and ``was_referral`` the current
+    ones; ``top_name`` and ``was_top_name`` are the techniques' names.
     """
 
     field: str
-    value: Any
+    values: tuple[Any, ...]
     change: str
     top: str | None
     referral: str | None
     was_top: str | None
     was_referral: str | None
+    top_name: str | None
+    was_top_name: str | None
 
     def __str__(self) -> str:
         effects = []
         if self.referral != self.was_referral:
             effects.append(f"referral {self.was_referral or 'none'} -> {self.referral or 'none'}")
         if self.top != self.was_top:
-            effects.append(f"top technique {self.was_top or 'none'} -> {self.top or 'none'}")
+            effects.append(f"top technique {self.was_top_name or 'none'} -> {self.top_name or 'none'}")
         return f"{self.change}: " + ", ".join(effects)
 
     def to_dict(self) -> dict[str, Any]:
@@ -260,28 +263,59 @@ def what_if(result: Recommendation) -> tuple[WhatIf, ...]:
         changes.append((field, value, new))
     outcomes = rec.recommend_many([new for _, _, new in changes])
     text = words(rb)
-    out = []
+    names = {tid: tech.name for tid, tech in rb.techniques.items()}
+    groups: dict[tuple[str, str | None, str | None], list[Any]] = {}
     for (field, value, _), after in zip(changes, outcomes):
         top = after.techniques[0].id if after.techniques else None
         referral = after.referral.urgency if after.referral else None
         if top != was_top or referral != was_referral:
-            out.append(WhatIf(field, value, _describe(text, field, base.get(field), value), top, referral,
-                              was_top, was_referral))
+            groups.setdefault((field, top, referral), []).append(value)
+    for values in groups.values():
+        values.sort(key=lambda v: (v is None, isinstance(v, tuple), repr(v) if not isinstance(v, (int, float))
+                                   else f"{float(v):030.10f}"))
+    out = []
+    for (field, top, referral), values in groups.items():
+        out.append(WhatIf(field, tuple(values), _describe(text, field, base.get(field), values), top, referral,
+                          was_top, was_referral, names.get(top or ""), names.get(was_top or "")))
     return tuple(out)
 
 
-def _describe(words: Words, field: str, old: Any, new: Any) -> str:
+def _describe(words: Words, field: str, old: Any, values: list[Any]) -> str:
+    """One change, or several to the same field with the same outcome, in words."""
     name = words.name(field)
-    if new is None:
-        return f"without {name}"
-    if isinstance(new, tuple):
-        before = set(old or ())
-        added = [words.item(field, i) for i in new if i not in before]
-        removed = [words.item(field, i) for i in before if i not in new]
-        if added:
-            return f"with {name}: {', '.join(added)}"
-        return f"without {name}: {', '.join(removed)}"
-    return f"{name} {words.value(field, new)}" + ("" if old is None else f" instead of {words.value(field, old)}")
+    parts: list[str] = []
+    numbers = sorted(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
+    if numbers:
+        parts.append(f"{name} {_spans(numbers)}" + ("" if old is None else f" instead of {words.value(field, old)}"))
+    for v in values:
+        if isinstance(v, bool):
+            parts.append(f"with {name}" if v else f"without {name}")
+        elif isinstance(v, str):
+            parts.append(f"{name} {words.value(field, v)}" + ("" if old is None else
+                                                             f" instead of {words.value(field, old)}"))
+    before = set(old or ()) if isinstance(old, (tuple, list)) else set()
+    added = [i for v in values if isinstance(v, tuple) for i in v if i not in before]
+    removed = [i for v in values if isinstance(v, tuple) for i in sorted(before) if i not in v]
+    for verb, items in (("with", added), ("without", removed)):
+        if len(items) == 1:
+            parts.append(f"{verb} {words.fact(field, items[0])}")
+        elif items:
+            parts.append(f"{verb} any one of these {name}: " + "; ".join(words.item(field, i) for i in items))
+    if None in values:
+        parts.append(f"without giving {name}")
+    return ", or ".join(parts)
+
+
+def _spans(numbers: list[float]) -> str:
+    """``[0, 1, 2, 3, 11, 12]`` as ``0 to 3, 11 or 12``."""
+    runs: list[list[float]] = []
+    for n in numbers:
+        if runs and isinstance(n, int) and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    texts = [t for r in runs for t in ([f"{r[0]:g} to {r[-1]:g}"] if len(r) > 2 else [f"{x:g}" for x in r])]
+    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
 
 
 def candidates(rb: Rulebase, profile: Mapping[str, Any]) -> list[tuple[str, Any]]:

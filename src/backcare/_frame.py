@@ -23,7 +23,9 @@ from ._profile import FieldSpec, Profile
 from ._recommender import Recommender, default_recommender
 
 #: The result columns appended to the frame, in this order.
-RESULT_COLUMNS: tuple[str, ...] = ("top_technique", "technique_ids", "referral_urgency", "result_json")
+RESULT_COLUMNS: tuple[str, ...] = (
+    "top_technique", "top_evidence", "top_score_by_evidence", "technique_ids", "referral_urgency", "result_json",
+)
 
 _INSTALL = "pip install backcare[dask]"
 
@@ -36,10 +38,12 @@ def recommend_frame(
 ) -> Any:
     """Recommend for every row of a pandas or Dask DataFrame of profiles.
 
-    Returns the frame with four columns added: ``top_technique`` (the best
-    technique's id, or None), ``technique_ids`` (every recommended id, best
-    first), ``referral_urgency`` (``emergency``, ``urgent``, ``routine`` or
-    None) and ``result_json`` (the whole result, exactly
+    Returns the frame with six columns added: ``top_technique`` (the best
+    technique's id, or None), ``top_evidence`` and ``top_score_by_evidence``
+    (its evidence level, the weakest link of its support, and its score split
+    by evidence level, as a dict), ``technique_ids`` (every recommended id,
+    best first), ``referral_urgency`` (``emergency``, ``urgent``, ``routine``
+    or None) and ``result_json`` (the whole result, exactly
     :meth:`~backcare.Recommendation.to_json`). A pandas frame gives a pandas
     frame, computed now; a Dask frame gives a lazy Dask frame, computed where
     its partitions are (for example on a ``dask.distributed`` cluster), each
@@ -199,6 +203,9 @@ def _with_results(frame: Any, pd: Any, results: list[Any]) -> Any:
 
     return frame.assign(
         top_technique=column([r.techniques[0].id if r.techniques else None for r in results]),
+        top_evidence=column([r.techniques[0].evidence if r.techniques else None for r in results]),
+        top_score_by_evidence=column([dict(r.techniques[0].score_by_evidence) if r.techniques else None
+                                      for r in results]),
         technique_ids=column([r.technique_ids() for r in results]),
         referral_urgency=column([r.referral.urgency if r.referral else None for r in results]),
         result_json=column([r.to_json() for r in results]),

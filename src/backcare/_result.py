@@ -497,12 +497,11 @@ class _Explainer:
         groups: dict[tuple[Step, ...], list[str]] = {}
         for e in r.excluded:
             groups.setdefault(e.reasons, []).append(e.name)
+        withheld = r.referral is not None and r.referral.withholds_techniques
         for reasons, names in groups.items():
-            if len(names) == len(r.excluded) and len(groups) == 1 and len(names) > 1:
-                label = "Every technique (" + ", ".join(names) + ")"
-            else:
-                label = ", ".join(names)
+            label = ", ".join(names)
             if reasons and all(s.rule_id in referral_rules for s in reasons):
+                label = f"Every technique ({label})" if withheld and len(groups) == 1 else label
                 self.line(f"- {label}: withheld because of the referral above.", "  ", "    ")
                 continue
             self.line(f"- {label}:", "  ", "    ")

@@ -126,7 +126,7 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
     for old, new in replaced:
         why = _why_protected(old, needed)
         if why:
-            guard.check(f"{why}: replacing it needs {_OPT_IN}", f"rule {old.id!r} replaced by {new.origin}",
+            guard.check(f"{why}: replacing it needs {_OPT_IN}", f"{_kind(old, needed)} replaced by {new.origin}",
                         new.origin, old.id, "replace")
     disabled: list[str] = []
     for pack in raw_packs:
@@ -139,7 +139,8 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
                 continue
             why = _why_protected(rules[rule_id], needed)
             if why and not guard.check(f"{why}: disabling it needs {_OPT_IN}",
-                                       f"rule {rule_id!r} disabled by {origin}", origin, rule_id, "disable"):
+                                       f"{_kind(rules[rule_id], needed)} disabled by {origin}", origin, rule_id,
+                                       "disable"):
                 continue
             del rules[rule_id]
             disabled.append(rule_id)
@@ -196,9 +197,16 @@ class _Guard:
         if self.allow:
             self.overrides.append(override)
             return True
-        self.problems.append(Problem(refusal, origin.file if origin else None, origin.line if origin else None,
-                                     ident, key))
+        self.problems.append(Problem(refusal, origin.file if origin else None,
+                                     origin.line_of(key) if origin else None, ident, key))
         return False
+
+
+def _kind(rule: Rule, needed: dict[str, Protection]) -> str:
+    """How an override names the rule: a safety rule, or one that safety rules depend on."""
+    if rule.safety:
+        return f"safety rule {rule.id!r}"
+    return f"rule {rule.id!r} (needed by safety rule {', '.join(repr(r) for r in needed[rule.id].needed_by)})"
 
 
 def _why_protected(rule: Rule, needed: dict[str, Protection]) -> str | None:

@@ -286,7 +286,7 @@ def _parse_technique(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
     pressure = _choice(ctx, d, "pressure", PRESSURES)
     replace = _get(ctx, d, "replace", "bool", False)
     if tid and name and desc and pressure:
-        pack.techniques.append((Technique(tid, name, desc, pressure, ctx.origin()), replace))
+        pack.techniques.append((Technique(tid, name, desc, pressure, ctx.origin(d)), replace))
 
 
 def _parse_source(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
@@ -296,7 +296,7 @@ def _parse_source(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
     passage = _get(ctx, d, "passage", "string")
     replace = _get(ctx, d, "replace", "bool", False)
     if sid and kind and citation:
-        pack.sources.append((Source(sid, kind, citation, passage, ctx.origin()), replace))
+        pack.sources.append((Source(sid, kind, citation, passage, ctx.origin(d)), replace))
 
 
 def _parse_test(ctx: _Ctx, fact: str, raw: Any) -> tuple[Test, ...] | None:
