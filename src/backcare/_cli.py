@@ -169,6 +169,12 @@ def _show(rec: Recommender, rule_id: str) -> int:
         lines.append(f"  passage:  {source.passage}")
     if rule.caveat:
         lines.append(f"  caveat:   {rule.caveat}" + (f" [{rule.caveat_source}]" if rule.caveat_source else ""))
+    if rule.safety:
+        lines.append("  safety:   a safety rule: disabling or replacing it needs --allow-safety-overrides")
+    elif rule.id in rec.rulebase.protected:
+        needed = ", ".join(rec.rulebase.protected[rule.id].needed_by)
+        lines.append(f"  safety:   protected: the safety rule(s) {needed} test a fact it derives, so disabling "
+                     "or replacing it needs --allow-safety-overrides")
     if rule.origin:
         lines.append(f"  defined:  {rule.origin}")
     print("\n".join(lines))

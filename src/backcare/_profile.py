@@ -54,6 +54,8 @@ class FieldSpec:
     choices_from: str | None = None
     default: Value | None = None
     label: str | None = None
+    #: Fields that must be given together with this one.
+    requires: tuple[str, ...] = ()
 
     @property
     def display(self) -> str:
@@ -248,13 +250,13 @@ class Profile:
         "int",
         "STarT Back Screening Tool: the overall score, 0-9. Give it together with "
         "start_back_psychosocial; backcare derives the risk group (Hill 2008).",
-        minimum=0, maximum=9, label="STarT Back overall score",
+        minimum=0, maximum=9, label="STarT Back overall score", requires=("start_back_psychosocial",),
     )
     start_back_psychosocial: int | None = _field(
         "int",
         "STarT Back Screening Tool: the psychosocial subscore (items 5-9), 0-5, at most the overall score. "
         "Give it together with start_back_score.",
-        minimum=0, maximum=5, label="STarT Back psychosocial subscore",
+        minimum=0, maximum=5, label="STarT Back psychosocial subscore", requires=("start_back_score",),
     )
     red_flags: tuple[str, ...] | None = _field(
         "list", "Warning signs of serious disease (ids from backcare.red_flags()).", choices_from="red_flags",
@@ -287,17 +289,15 @@ class Profile:
                         "too (away_from_back only says where a listed condition is)",
                         field=f"away_from_back[{i}]",
                     )
+        for name, spec in _CORE.items():
+            if spec.requires and getattr(self, name) is not None:
+                for missing in spec.requires:
+                    if getattr(self, missing) is None:
+                        raise ProfileError(
+                            f"field {missing!r}: expected it with {name} (the two are given together), got nothing",
+                            field=missing,
+                        )
         overall, psychosocial = self.start_back_score, self.start_back_psychosocial
-        if (overall is None) != (psychosocial is None):
-            given, missing = (
-                ("start_back_score", "start_back_psychosocial") if psychosocial is None
-                else ("start_back_psychosocial", "start_back_score")
-            )
-            raise ProfileError(
-                f"field {missing!r}: expected it with {given} (the STarT Back risk group needs both scores), "
-                "got nothing",
-                field=missing,
-            )
         if overall is not None and psychosocial is not None and psychosocial > overall:
             raise ProfileError(
                 f"field 'start_back_psychosocial': expected at most the overall score {overall} (its items "

@@ -333,7 +333,7 @@ def build(
         technique = rb.techniques[tech_id]
         contribs.sort(key=lambda c: (-c.weight, c.rule_id))
         counted = [c for c in contribs if c.counted]
-        score = round(sum(sorted(c.weight for c in counted)), 6)
+        score = round(float(sum(sorted(c.weight for c in counted))), 6)
         by_level: dict[str, float] = {}
         for c in counted:
             by_level[c.evidence] = by_level.get(c.evidence, 0.0) + c.weight

@@ -59,6 +59,9 @@ def profile_schema(fields: Mapping[str, FieldSpec]) -> dict[str, Any]:
             name: {"anyOf": [field_schema(spec), {"type": "null"}]} for name, spec in sorted(fields.items())
         },
         "additionalProperties": False,
+        "dependentRequired": {
+            name: list(spec.requires) for name, spec in sorted(fields.items()) if spec.requires
+        },
     }
 
 
