@@ -152,6 +152,27 @@ def test_missing_values_mean_not_given():
     assert out["referral_urgency"][1] == "urgent"
 
 
+def test_the_newer_profile_fields_work_as_columns():
+    frame = pd.DataFrame({
+        "sciatica": [True, None],
+        "start_back_score": pd.array([5, None], dtype="Int64"),
+        "start_back_psychosocial": pd.array([4, None], dtype="Int64"),
+        "conditions": [["recent_surgery"], None],
+        "away_from_back": [["recent_surgery"], None],
+        "stiffness": [True, True],
+    })
+    out = recommend_frame(frame)
+    expected = [{"sciatica": True, "start_back_score": 5, "start_back_psychosocial": 4,
+                 "conditions": ["recent_surgery"], "away_from_back": ["recent_surgery"], "stiffness": True},
+                {"stiffness": True}]
+    assert out["result_json"].tolist() == sequential(expected)
+    assert json.loads(out["result_json"][0])["derived"][0]["name"] in ("needs_elongation", "poor_elasticity",
+                                                                       "start_back_risk")
+    bad = frame.assign(start_back_psychosocial=pd.array([None, None], dtype="Int64"))
+    with pytest.raises(ProfileError, match="row 0: field 'start_back_psychosocial': expected it with"):
+        recommend_frame(bad)
+
+
 def test_non_integral_float_in_an_int_field_is_an_error_naming_row_and_field():
     frame = pd.DataFrame({"pain_weeks": [4.0, None, 6.5]}, index=["a", "b", "c"])
     with pytest.raises(ProfileError, match=r"row 'c': field 'pain_weeks': expected an integer .* got float 6.5") as info:

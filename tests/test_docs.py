@@ -156,6 +156,19 @@ def test_catalogue_lists_every_red_flag_and_contraindication(catalogue: tuple[st
     assert set(found["backcare-contraindication-id"]) == {c.id for c in backcare.conditions()}
 
 
+def test_catalogue_shows_the_new_safety_links(catalogue: tuple[str, dict[str, list[str]]]) -> None:
+    """Issue 11: conditions that raise red flags, and the onset age, are visible in the catalogue."""
+    page, _ = catalogue
+    text = re.sub(r"<[^>]+>", "", page)
+    for condition, flag in (("tumour_at_site", "history_of_cancer"), ("active_cancer_treatment", "history_of_cancer"),
+                            ("systemic_infection", "fever"), ("recent_surgery", "recent_spinal_procedure")):
+        assert condition in text and flag in text, (condition, flag)
+    assert text.count("raises the red flag") >= 4
+    assert "onset_age" in text and "safety.new-pain-over-50" in text
+    for source in ("nice-ng59", "hill2008", "hill2011"):
+        assert source in text, source
+
+
 def test_catalogue_shows_the_chaining_diagram(html: Path, catalogue: tuple[str, dict[str, list[str]]]) -> None:
     page, _ = catalogue
     images = re.findall(r'<(?:object data|img src)="(_images/graphviz-[0-9a-f]+\.(?:svg|png))"', page)
