@@ -13,7 +13,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "need Python 3.10, 3.11 or 3.12 (durable-rules does not import on 3.13)" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[test,docs,dask]'
+	$(PIP) install -e '.[test,docs,dask,serve]'
 	@touch $@
 
 # The docs' chaining diagram needs Graphviz's `dot`; install it where we can.
