@@ -126,7 +126,7 @@ def create_app(
             result = rec.recommend(values)
         except ProfileError as exc:
             field = exc.field.split("[")[0] if exc.field else None
-            if field in rec.fields:
+            if field is not None and field in rec.fields:
                 return page_response(request, page.PageState(values, {field: str(exc)}), 422)
             return page_response(request, page.PageState(values, general_errors=(str(exc),)), 422)
         return page_response(request, page.PageState(values, result=result))

@@ -259,7 +259,7 @@ def read(
         for c, m in found:
             why = _not_current(res, m)
             if why:
-                unused.append(f"{label}: {_coding(c.system, c.code, m.display_of(c.code))}: {why}")
+                unused.append(f"{label}: {_coding(c.system, c.code, m.display_of(str(c.code)))}: {why}")
                 continue
             for name, value in m.sets:
                 if isinstance(value, list):
@@ -281,7 +281,7 @@ def read(
                     else:
                         onsets.append((onset[1], m.onset, f"{label}: onset {onset[2]}"))
                         gives = ", ".join(filter(None, [gives, f"onset {onset[2]}"]))
-            used.append(f"{label}: {_coding(c.system, c.code, m.display_of(c.code))}: {gives}")
+            used.append(f"{label}: {_coding(c.system, c.code, m.display_of(str(c.code)))}: {gives}")
     for name, values in sorted(lists.items()):
         profile[name] = sorted(values)
     if onsets:
