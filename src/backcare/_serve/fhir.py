@@ -2,10 +2,12 @@
 
 The code map is data (``fhir_codes.toml`` beside this module); this module
 only applies it. Resources are parsed and validated by ``fhir.resources``'
-R4B models: R4B changed no element of Patient, Condition, Observation,
-MedicationStatement or Bundle from R4 (https://hl7.org/fhir/r4b/diff.html),
-so R4 content parses unchanged, and ``fhir.resources`` 8 has no R4 module of
-its own (its default models are R5).
+R4B models. ``fhir.resources`` 8 has no R4 module (its default models are
+R5), and R4B changes only the medication-definition, evidence-based-medicine
+and subscription parts of R4: implementers of the rest "can continue to use
+either R4 or R4B without any functional difference"
+(https://hl7.org/fhir/R4B/r4b-explanation.html), so R4 Patients, Conditions,
+Observations, MedicationStatements and Bundles parse unchanged.
 
 Nothing here guesses. A code the map does not hold, a date that does not
 give one answer, a resource whose status says it no longer applies: each is
