@@ -8,12 +8,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test docs bench graphviz clean
+.PHONY: demo test docs bench graphviz chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "need Python 3.10, 3.11 or 3.12 (durable-rules does not import on 3.13)" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[test,docs,dask]'
+	$(PIP) install -e '.[test,docs,dask,serve]'
 	@touch $@
 
 # The docs' chaining diagram needs Graphviz's `dot`; install it where we can.
@@ -24,10 +24,18 @@ graphviz:
 	    (apt-get install -y -qq graphviz >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq graphviz; }) >/dev/null; \
 	  else echo "the docs need Graphviz's dot: install the graphviz package (e.g. apt-get install graphviz)" >&2; exit 2; fi; }
 
+# The serve extra's browser tests drive Debian's Chromium (not a browser Playwright downloads).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium (apt-get install chromium) for the browser tests"; \
+	    (apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }) >/dev/null; \
+	  else echo "the browser tests need Chromium: install the chromium package (e.g. apt-get install chromium)" >&2; exit 2; fi; }
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/backcare recommend examples/profile.json
 
-test: $(VENV)/.installed graphviz
+test: $(VENV)/.installed graphviz chromium
 	BACKCARE_NO_SKIPS=1 $(PY) -m pytest
 	$(VENV)/bin/backcare rules test rules/
 

@@ -56,8 +56,8 @@ def doctest_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, P
 
 
 def test_html_builds_without_warnings(html: Path) -> None:
-    for page in ("index", "getting-started", "concepts", "writing-rules", "catalogue", "cli", "api", "sources",
-                 "changelog"):
+    for page in ("index", "getting-started", "concepts", "writing-rules", "serve", "catalogue", "cli", "api",
+                 "sources", "changelog"):
         assert (html / f"{page}.html").is_file(), page
 
 

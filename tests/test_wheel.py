@@ -26,6 +26,10 @@ def test_wheel_installs_and_recommends_outside_the_checkout(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for rule_file in (ROOT / "rules").glob("*.toml"):
         assert f"backcare/rules/{rule_file.name}" in names
+    # The serve extra's data: its code map, page templates and stylesheet.
+    serve = ROOT / "src" / "backcare" / "_serve"
+    for data in [serve / "fhir_codes.toml", *serve.glob("templates/*.html"), *serve.glob("static/*")]:
+        assert f"backcare/_serve/{data.relative_to(serve).as_posix()}" in names
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)

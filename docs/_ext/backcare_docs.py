@@ -489,6 +489,120 @@ def disclaimer() -> list[str]:
 
 
 # ---------------------------------------------------------------------------
+# The service: its FHIR code map and a CDS Hooks exchange, from the serve extra itself
+
+
+def _serve_modules() -> Any:
+    try:
+        from backcare._serve import cds, fhir
+    except ImportError as exc:  # pragma: no cover - the docs extra is installed with the serve extra
+        raise RuntimeError(f"the docs need backcare's serve extra ({exc.name} is missing): "
+                           "pip install -e '.[docs,serve]'") from exc
+    return cds, fhir
+
+
+def serve_codes() -> list[str]:
+    """The FHIR code map (``backcare/_serve/fhir_codes.toml``) as a table, one row per code."""
+    _, fhir = _serve_modules()
+    codes = fhir.CodeMap.load(backcare.Recommender().fields)
+    names = fhir.SYSTEM_NAMES
+
+    def source(sid: str) -> str:
+        src = codes.sources[sid]
+        return f"`{esc(src.label)} <{src.url}>`__"
+
+    pain = codes.pain
+    rows = [["Observation", names[pain.system], lit(pain.code), esc(pain.display),
+             f"``{pain.field}`` from its value (0-10)", source(pain.source)]]
+    for m in codes.maps:
+        gives = esc(fhir.describe_sets(m.sets, m.onset)) or ""
+        if m.history:
+            gives += " (whatever its clinical status)"
+        for code, display in m.codes:
+            rows.append([m.resource, names[m.system], lit(code), esc(display), gives, source(m.source)])
+    notes = [f"- {esc(m.note)}" for m in codes.maps if m.note]
+    return (list_table(["Resource", "System", "Code", "Display (as the source gives it)", "Gives", "Source"], rows,
+                       "backcare-fhir-codes", "12 10 12 26 20 20")
+            + ["What the groups of codes are:", ""] + notes + [""])
+
+
+SERVE_TODAY = "2026-06-15"
+
+
+def _exchange_request(rows: list[dict[str, Any]], observations: list[dict[str, Any]],
+                      medications: list[dict[str, Any]]) -> dict[str, Any]:
+    def bundle(resources: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if not resources:
+            return None
+        return {"resourceType": "Bundle", "type": "searchset",
+                "entry": [{"resource": r} for r in resources]}
+
+    return {
+        "hook": "patient-view",
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": {"userId": "Practitioner/example", "patientId": "1288992"},
+        "prefetch": {
+            "patient": {"resourceType": "Patient", "id": "1288992", "birthDate": "1971-04-12"},
+            "conditions": bundle(rows),
+            "observations": bundle(observations),
+            "medications": bundle(medications),
+        },
+    }
+
+
+def _condition(cid: str, system: str, code: str, display: str, **extra: Any) -> dict[str, Any]:
+    return {"resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/1288992"},
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                           "code": "active"}]},
+            "code": {"coding": [{"system": system, "code": code, "display": display}]}, **extra}
+
+
+def serve_exchange() -> list[str]:
+    """Discovery, and two service calls with their full responses, computed by the service's own code."""
+    import datetime as dt
+    import json
+
+    cds, fhir = _serve_modules()
+    rec = backcare.Recommender()
+    codes = fhir.CodeMap.load(rec.fields)
+    today = dt.date.fromisoformat(SERVE_TODAY)
+    base = "http://127.0.0.1:8000/"
+    subject = {"reference": "Patient/1288992"}
+    treated = _exchange_request(
+        [_condition("back-1", "http://hl7.org/fhir/sid/icd-10-cm", "M54.50", "Low back pain, unspecified",
+                    onsetDateTime="2026-01-26"),
+         _condition("other-1", "http://snomed.info/sct", "38341003", "Hypertensive disorder")],
+        [{"resourceType": "Observation", "id": "pain-1", "status": "final", "subject": subject,
+          "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
+          "effectiveDateTime": "2026-06-14T09:30:00Z", "valueInteger": 6}],
+        [{"resourceType": "MedicationStatement", "id": "med-1", "status": "active", "subject": subject,
+          "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                    "code": "855332",
+                                                    "display": "warfarin sodium 5 MG Oral Tablet"}]}}],
+    )
+    emergency = _exchange_request(
+        [_condition("uro-1", "http://snomed.info/sct", "267064002", "Retention of urine (disorder)")], [], [])
+
+    def block(data: Any) -> list[str]:
+        return [".. code-block:: json", ""] + indent(json.dumps(data, indent=2, ensure_ascii=False).splitlines()) + [""]
+
+    out = heading("Discovery", "-")
+    out += [".. code-block:: console", "", "   $ curl http://127.0.0.1:8000/cds-services", ""]
+    out += block(cds.discovery(codes))
+    for title, request in (("A patient on warfarin with low back pain", treated),
+                           ("A patient who cannot pass urine", emergency)):
+        response, _, _ = cds.answer(request, rec, codes, today, base)
+        out += heading(title, "-")
+        out += [".. code-block:: console", "",
+                "   $ curl -X POST -H 'Content-Type: application/json' --data @request.json \\",
+                f"       http://127.0.0.1:8000/cds-services/{cds.SERVICE_ID}", "", "The request:", ""]
+        out += block(request)
+        out += [f"The response (counted to {SERVE_TODAY}):", ""]
+        out += block(response)
+    return out
+
+
+# ---------------------------------------------------------------------------
 # The chaining diagrams
 
 
@@ -823,6 +937,8 @@ def generate(srcdir: Path) -> dict[str, str]:
         "evidence-levels.rst": evidence_levels(rb),
         "sources.rst": sources(rb),
         "cli-intro.rst": cli_intro(),
+        "serve-codes.rst": serve_codes(),
+        "serve-exchange.rst": serve_exchange(),
         "cli.rst": cli_reference(),
     }
     texts = {name: "\n".join(lines).rstrip() + "\n" for name, lines in fragments.items()}

@@ -67,6 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     sch = sub.add_parser("schema", help="print the JSON Schema of a profile or a result")
     sch.add_argument("what", choices=["profile", "result"])
     sch.add_argument("--rules", action="append", default=[], metavar="PATH", help=rules_help)
+
+    srv = sub.add_parser("serve", help="serve the CDS Hooks endpoint, JSON API and intake page (the serve extra)")
+    srv.add_argument("--rules", action="append", default=[], metavar="PATH", help=rules_help)
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    srv.add_argument("--allow-safety-overrides", action="store_true",
+                     help="let rule packs disable or replace safety rules (results then say so)")
+    srv.add_argument("--max-body", type=int, default=1_048_576, metavar="BYTES",
+                     help="largest request body accepted (default 1048576)")
+    srv.add_argument("--access-log", action="store_true",
+                     help="log each request's method, path and status (never its body); off by default")
     return p
 
 
@@ -119,6 +130,8 @@ def _run(args: argparse.Namespace) -> int:
             print("\nWhat if? Single changes that would change the top technique or the referral:")
             print("\n".join(f"- {clean(str(w))}" for w in what_if) or "- none")
         return OK
+    if args.command == "serve":
+        return _serve(args)
     if args.command == "schema":
         rec = Recommender(args.rules)
         _print_json(profile_schema(rec.fields) if args.what == "profile" else result_schema())
@@ -148,6 +161,20 @@ def _run(args: argparse.Namespace) -> int:
     report = run_examples(rec, names)
     print(report.summary())
     return OK if report.ok else FAILED
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from ._serve import run
+    except ImportError as exc:
+        raise _InputError(f"backcare serve needs the serve extra ({exc.name} is missing): "
+                          "pip install 'backcare[serve]'") from exc
+    try:
+        run(args.rules, host=args.host, port=args.port, allow_safety_overrides=args.allow_safety_overrides,
+            max_body=args.max_body, access_log=args.access_log)
+    except ValueError as exc:  # e.g. --max-body too small; a ProfileError is a ValueError too, but none arises here
+        raise _InputError(str(exc)) from exc
+    return OK
 
 
 def _show(rec: Recommender, rule_id: str) -> int:
