@@ -91,7 +91,7 @@ def test_a_red_flag_shows_the_referral_first_and_no_technique(page):
     assert first.get_attribute("id") == "referral"
     assert first.get_attribute("role") == "alert"
     assert "See a clinician (emergency)" in first.inner_text()
-    assert "No massage technique is recommended" in first.inner_text()
+    assert "Every massage technique is withheld until a clinician has assessed you." in first.inner_text()
     assert page.locator("#techniques").count() == 0
 
 
@@ -184,3 +184,22 @@ def test_the_server_logged_no_answer(page, caplog):
         page.wait_for_selector("#result")
     assert "4242" not in caplog.text
     assert not [r for r in caplog.records if r.name == "uvicorn.access"]
+
+
+def test_why_not_and_what_if_are_on_the_page(page):
+    page.locator("#in-stiffness-yes").check()
+    page.locator("#in-age").fill("45")
+    page.get_by_role("button", name="Recommend").click()
+    page.wait_for_selector("#result")
+    expected = backcare.recommend({"stiffness": True, "age": 45})
+    why = page.locator("#why-not")
+    why.locator("summary").click()  # a <details>: opens without any script
+    text = why.inner_text()
+    assert str(expected.why_not("trigger_point_therapy").summary) in text
+    assert "if: tight, sensitive bands in the back muscles" in text
+    changes = page.locator("#what-if")
+    changes.locator("summary").click()
+    text = changes.inner_text()
+    for change in expected.what_if():
+        assert change.change in text
+    assert "age 15 instead of 45: referral none to routine" in text

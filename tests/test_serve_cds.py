@@ -84,7 +84,7 @@ def test_cauda_equina_sign_gives_a_critical_card_first_and_no_technique_card(app
     assert cards[0]["indicator"] == "critical"
     assert "cauda equina" in cards[0]["summary"]
     assert technique_cards(cards) == []
-    assert "No massage technique is recommended" in cards[0]["detail"]
+    assert "Every massage technique is withheld until a clinician has assessed you." in cards[0]["detail"]
 
 
 def test_osteoporosis_with_a_vertebral_fracture_gives_a_warning_card_first_and_no_technique_card(app):

@@ -106,8 +106,14 @@ def create_app(
         return HTMLResponse(html, status_code=status)
 
     def page_response(request: Request, state: page.PageState, status: int = 200) -> HTMLResponse:
-        explanation = state.result.explain() if state.result is not None else ""
-        return render(request, "page.html", status, fields=fields, state=state, explanation=explanation)
+        result = state.result
+        explanation = result.explain() if result is not None else ""
+        # Why not, for every technique not recommended; what if, from the rules' own conditions.
+        shown = set(result.technique_ids()) if result is not None else set()
+        why_not = [result.why_not(t) for t in rec.rulebase.techniques if t not in shown] if result else []
+        what_if = list(result.what_if()) if result is not None else []
+        return render(request, "page.html", status, fields=fields, state=state, explanation=explanation,
+                      why_not=why_not, what_if=what_if)
 
     async def get_page(request: Request) -> Response:
         return page_response(request, page.PageState())

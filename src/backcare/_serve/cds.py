@@ -127,7 +127,9 @@ def cards(result: Recommendation, reading: Reading, rb: Rulebase, base_url: str)
             detail = [
                 f"**{md(t.name)}**: {md(t.description)}",
                 f"Rank {rank} of {n}; score {t.score:g}; evidence: **{t.evidence}** "
-                f"({md(EVIDENCE_MEANING.get(t.evidence, t.evidence))}).",
+                f"({md(EVIDENCE_MEANING.get(t.evidence, t.evidence))}), the weakest link of its support. "
+                "Points by evidence level: "
+                + ", ".join(f"{level} {points:g}" for level, points in t.score_by_evidence.items()) + ".",
                 "Why:",
                 *_step_lines(steps),
                 *footer,
@@ -152,14 +154,15 @@ def _referral_card(result: Recommendation, rb: Rulebase, base: str, footer: list
     r = result.referral
     assert r is not None
     indicator = {"emergency": "critical", "urgent": "warning"}.get(r.urgency, "info")
-    signs = [rb.red_flags[t].description if t in rb.red_flags else t for t in r.triggers]
+    signs = [rb.red_flags[f].description if f in rb.red_flags else f for f in r.flags]
     detail = [
         f"**See a clinician ({r.urgency}).** {md(r.action)}",
         f"Possible {md(', '.join(r.suspected))}. Warning signs: " + "; ".join(md(s) for s in signs) + ".",
+        "From the record: " + "; ".join(md(p.text) for p in r.triggers) + ".",
+        f"**{md(r.meanwhile)}**",
     ]
     steps = list(r.rationale)
     if r.withholds_techniques:
-        detail.append("**No massage technique is recommended until a clinician has assessed the patient.**")
         if result.warnings:  # no caution card follows a withholding referral: its warnings go here
             detail += ["Warnings:", *_step_lines(result.warnings)]
             steps += result.warnings

@@ -92,7 +92,7 @@ def _catalogue_choices(spec: FieldSpec, rb: Rulebase) -> tuple[Choice, ...]:
         return tuple(Choice(c, flags[c].description if c in flags else _words(c),
                             f"Possible {flags[c].suspected} ({flags[c].urgency})" if c in flags else None)
                      for c in spec.choices)
-    if spec.choices_from == "conditions":
+    if spec.choices_from in ("conditions", "local_conditions"):
         cis = rb.contraindications
         return tuple(Choice(c, cis[c].description if c in cis else _words(c)) for c in spec.choices)
     return tuple(Choice(c, _words(c)) for c in spec.choices)
