@@ -12,11 +12,14 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 from packaging.specifiers import SpecifierSet
+
+import backcare
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,3 +85,19 @@ def test_other_durable_import_errors_are_left_alone(tmp_path):
     done = import_backcare(fake_durable_core(tmp_path, error))
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == f"ImportError: {error}"
+
+
+def test_the_engine_warns_of_nothing_deprecated():
+    """durable-rules' clock used datetime.utcfromtimestamp, deprecated since 3.12, on every rule firing.
+
+    Under warnings-as-errors (``-W error``, pytest's ``filterwarnings``)
+    that made every recommendation an EngineError on 3.12 and later.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = backcare.Recommender(cache_size=0).recommend({"pain_weeks": 20, "tight_bands": True})
+    assert result.techniques
+    assert [str(w.message) for w in caught] == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert backcare.Recommender(cache_size=0).recommend({"stiffness": True}).techniques

@@ -6,13 +6,21 @@ import with "undefined symbol: PyEval_CallObject", which says nothing about
 what to do. Built with the old name mapped to its replacement (``CPPFLAGS``,
 which the package's setup.py leaves alone, unlike ``CFLAGS``), it works.
 
-The error stays an :class:`ImportError`: it is raised by ``import backcare``,
+It also replaces durable-rules' clock helper, which calls
+``datetime.utcfromtimestamp``: deprecated since Python 3.12 and due to be
+removed. It runs on every rule firing, so on 3.12 and later each
+recommendation warned, and an application running with warnings as errors
+(as test suites often do) got an :class:`~backcare.EngineError` instead of a
+result. The replacement computes the same value without the deprecated call.
+
+The import error stays an :class:`ImportError`: it is raised by ``import backcare``,
 before any backcare exception class can be caught by name, and code that
 treats backcare as optional catches ``ImportError``.
 """
 
 from __future__ import annotations
 
+import datetime
 import sys
 
 #: What pip needs in the environment to build durable-rules for Python 3.13 and later.
@@ -45,5 +53,16 @@ except ImportError as exc:
         name=exc.name,
         path=exc.path,
     ) from None
+
+_EPOCH = datetime.datetime(1970, 1, 1)  # what utcfromtimestamp(0) returns: naive, UTC
+
+
+def _unix_now() -> float:
+    """durable-rules' ``engine._unix_now``, same value, without ``utcfromtimestamp``."""
+    return (datetime.datetime.now() - _EPOCH).total_seconds()
+
+
+if hasattr(engine, "_unix_now"):
+    engine._unix_now = _unix_now
 
 __all__ = ["CPPFLAGS_FIX", "engine"]
