@@ -11,7 +11,9 @@ It also replaces durable-rules' clock helper, which calls
 removed. It runs on every rule firing, so on 3.12 and later each
 recommendation warned, and an application running with warnings as errors
 (as test suites often do) got an :class:`~backcare.EngineError` instead of a
-result. The replacement computes the same value without the deprecated call.
+result. The replacement computes the same value without the deprecated call;
+it is set on ``durable.engine`` itself, so other users of durable-rules in the
+process get it too, and see no difference but the missing warning.
 
 The import error stays an :class:`ImportError`: it is raised by ``import backcare``,
 before any backcare exception class can be caught by name, and code that
