@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
-from durable import engine as _durable
 
+from ._durable import engine as _durable
 from ._errors import EngineError
 from ._model import INPUT_OPERATORS, OPERATORS, Condition, Rule, Rulebase, Test
 from ._profile import Profile, Scalar

@@ -178,7 +178,11 @@ def _profiles(frame: Any, recommender: Recommender, columns: tuple[str, ...]) ->
     fields = recommender.fields
     specs = [fields[c] for c in columns]
     out = []
-    rows: Iterable[tuple[Any, ...]] = frame[list(columns)].itertuples(index=False, name=None)
+    rows: Iterable[tuple[Any, ...]] = (
+        frame[list(columns)].itertuples(index=False, name=None)
+        if columns
+        else [()] * len(frame)  # pandas before 3.0 yields no rows at all for a frame without columns
+    )
     for label, row in zip(frame.index, rows):
         data = {c: v for c, s, cell in zip(columns, specs, row) if (v := _cell(cell, s)) is not None}
         try:
