@@ -397,12 +397,17 @@ def test_provenance_follows_the_content_of_the_packs_not_where_they_live(tmp_pat
     a, b, c = (Recommender([d]).recommend(profile).provenance for d in (one, two, other))
     assert a == b
     assert a != c and a.packs[1].digest != c.packs[1].digest
-    assert [(p.name, p.version, p.default) for p in a.packs] == [("backcare-default", "0.2.0", True),
+    assert [(p.name, p.version, p.default) for p in a.packs] == [("backcare-default", backcare.__version__, True),
                                                                  ("clinic", "1.2", False)]
     text = " ".join(Recommender([one]).recommend(profile).explain().split())
     assert f"clinic 1.2 (sha256 {a.packs[1].digest[:12]})" in text
     data = Recommender([one]).recommend(profile).to_dict()["provenance"]
     assert data["packs"][1]["digest"] == a.packs[1].digest and data["ranking"] == "seed"
+
+
+def test_the_default_pack_is_versioned_with_backcare():
+    [default] = DEFAULT.rulebase.packs
+    assert default.default and default.name == "backcare-default" and default.version == backcare.__version__
 
 
 def test_the_result_schema_describes_the_new_parts():

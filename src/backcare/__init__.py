@@ -36,7 +36,7 @@ from ._result import (
     Step,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "DISCLAIMER",
