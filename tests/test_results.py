@@ -6,6 +6,7 @@ import json
 import math
 import re
 import shutil
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from backcare._model import EVIDENCE_LEVELS
 
 from . import packgen
 from .strategies import profiles
+from .test_packs import HOT_STONES
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "profile.json"
@@ -331,27 +333,7 @@ def test_what_if_finds_a_referral_and_a_new_top_technique_within_bounded_evaluat
 
 def test_what_if_candidates_come_from_the_rules_so_pack_fields_work(tmp_path):
     pack = tmp_path / "p.toml"
-    pack.write_text("""
-[[field]]
-name = "cold_sensitive"
-type = "bool"
-description = "Muscles tighten in the cold."
-
-[[technique]]
-id = "hot_stones"
-name = "Hot stone massage"
-description = "Warm stones."
-pressure = "moderate"
-
-[[rule]]
-id = "clinic.warmth"
-title = "Warmth"
-when = { cold_sensitive = true }
-then = { score = { hot_stones = 10 } }
-because = "x"
-source = "furlan2015"
-evidence = "low"
-""", encoding="utf-8")
+    pack.write_text(textwrap.dedent(HOT_STONES), encoding="utf-8")
     rec = Recommender([pack])
     changes = rec.recommend({"stiffness": True}).what_if()
     warm = next(c for c in changes if c.field == "cold_sensitive")

@@ -377,26 +377,25 @@ class _Explainer:
                 self.line(f"- {o}", "  ", "    ")
             self.gap()
         self.referral()
-        if r.warnings:
-            self.gap()
-            self.line("Warnings:")
-            for s in r.warnings:
-                self.step(s, "  ")
+        self.steps("Warnings", r.warnings)
         self.gap()
         self.techniques()
         self.not_recommended()
         self.excluded()
-        if r.notes:
-            self.gap()
-            self.line("Notes:")
-            for s in r.notes:
-                self.step(s, "  ")
+        self.steps("Notes", r.notes)
         self.derived()
         self.provenance()
         self.sources()
         self.gap()
         self.line(r.disclaimer)
         return "\n".join(self.out)
+
+    def steps(self, title: str, steps: tuple[Step, ...]) -> None:
+        if steps:
+            self.gap()
+            self.line(f"{title}:")
+            for s in steps:
+                self.step(s, "  ")
 
     def step(self, s: Step, indent: str) -> None:
         kind = {"claim": "Claim: ", "refuted": "Refuted claim: "}.get(s.evidence, "")
