@@ -40,7 +40,7 @@ import cohort as cohort_mod  # noqa: E402
 
 import backcare  # noqa: E402
 from backcare import _oracle  # noqa: E402
-from backcare._engine import input_facts  # noqa: E402
+from backcare._inputs import input_facts  # noqa: E402
 from backcare._reasoning import build  # noqa: E402
 
 MiB = 1024 * 1024

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import backcare
 from backcare import _oracle
-from backcare._engine import input_facts
+from backcare._inputs import input_facts
 from backcare._loader import PackText
 
 from . import packgen

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import backcare
 from backcare import Recommender, UnknownIdError, _oracle
 from backcare._cli import main
-from backcare._engine import input_facts
+from backcare._inputs import input_facts
 from backcare._explore import candidates
 from backcare._loader import PackText
 from backcare._model import EVIDENCE_LEVELS

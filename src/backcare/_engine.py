@@ -28,7 +28,7 @@ import attrs
 from ._durable import engine as _durable
 from ._errors import EngineError
 from ._model import INPUT_OPERATORS, OPERATORS, Condition, Rule, Rulebase, Test
-from ._profile import Profile, Scalar
+from ._profile import Scalar
 
 Fact = tuple[str, Scalar]
 
@@ -119,35 +119,6 @@ def _compile_test(test: Test) -> dict[str, Any]:
 def compile_condition(cond: Condition) -> dict[str, Any]:
     """One rule condition as a durable-rules pattern over ``{n, v}`` facts."""
     return {"$and": [{"n": condition_fact(cond)}, *(_compile_test(t) for t in cond.tests)]}
-
-
-class _InputTests:
-    """The ``lacks`` and ``given`` tests of a rulebase, computed once per rulebase."""
-
-    def __init__(self, rb: Rulebase) -> None:
-        self.lacks: dict[str, set[Scalar]] = {}
-        self.given: set[str] = set()
-        for rule in rb.rules:
-            for cond in rule.when:
-                for test in cond.tests:
-                    if test.op == "lacks":
-                        assert not isinstance(test.value, tuple)
-                        self.lacks.setdefault(cond.fact, set()).add(test.value)
-                    elif test.op == "given":
-                        self.given.add(cond.fact)
-
-
-def input_facts(rb: Rulebase, profile: Profile) -> list[Fact]:
-    """Everything the engine starts from: the profile's facts, computed facts, and the input tests' facts."""
-    facts = profile.facts()
-    tests = rb.memo("input-tests", _InputTests)
-    if tests.lacks or tests.given:
-        names = {name for name, _ in facts}
-        for field, ids in tests.lacks.items():
-            have = {v for name, v in facts if name == field}
-            facts += [(f"{field}:lacks", i) for i in sorted(ids, key=str) if i not in have]
-        facts += [(f"{field}:given", field in names) for field in sorted(tests.given)]
-    return facts
 
 
 def pattern_key(cond: Condition) -> str:

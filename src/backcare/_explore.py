@@ -14,9 +14,10 @@ from typing import Any
 
 import attrs
 
-from ._engine import Fact, condition_fact, input_facts
+from ._engine import Fact, condition_fact
 from ._errors import BackcareError, ProfileError, UnknownIdError, did_you_mean
-from ._loader.safety import _may_hold, derived_by
+from ._inputs import input_facts
+from ._loader.safety import derived_by, may_hold
 from ._model import REFUTED, Condition, Rule, Rulebase, Test
 from ._oracle import compare
 from ._profile import COMPUTED_FACTS, Scalar
@@ -208,7 +209,7 @@ class _Misses:
             options.append((1, (self.words.condition(cond),)))
         if not any(t.op in ("lacks", "given") for t in cond.tests):
             for rule, value in self.derivers.get(cond.fact, ()):
-                if _may_hold(cond, value):
+                if may_hold(cond, value):
                     found = self.rule_cost(rule, visiting)
                     if found is not None:
                         options.append(found)

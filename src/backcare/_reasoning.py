@@ -179,6 +179,16 @@ class _Tables:
         self.excludes = {r.id: excluded_by(r, rb) for r in rb.rules}
         self.conclusions = {r.id: self.words.conclusion(r) for r in rb.rules}
         self.steps: dict[tuple[str, tuple[Fact, ...], frozenset[Fact]], Step] = {}
+        self.texts: dict[Fact, str] = {}
+
+    def text(self, fact: Fact) -> str:
+        """A fact in words, memoised (bounded like the steps)."""
+        found = self.texts.get(fact)
+        if found is None:
+            if len(self.texts) >= self.MAX_STEPS:
+                self.texts.clear()
+            found = self.texts[fact] = self.words.fact(*fact)
+        return found
 
     def step(self, rule_id: str, premises: tuple[Fact, ...], given: frozenset[Fact]) -> Step:
         mine = frozenset(p for p in premises if p in given)
@@ -193,7 +203,7 @@ class _Tables:
                 title=rule.title,
                 text=rule.because,
                 conclusion=self.conclusions[rule.id],
-                premises=tuple(Premise(n, v, self.words.fact(n, v), (n, v) in mine) for n, v in premises),
+                premises=tuple(Premise(n, v, self.text((n, v)), (n, v) in mine) for n, v in premises),
                 source=rule.source,
                 citation=source.citation,
                 evidence=rule.evidence,
@@ -224,6 +234,7 @@ class _Chain:
         self.given = frozenset(trace.given)
         self._sorted: dict[str, tuple[Fact, ...]] = {}
         self._levels: dict[str, str] = {}
+        self._behind: dict[str, list[str]] = {}
 
     def sorted_premises(self, rule_id: str) -> tuple[Fact, ...]:
         found = self._sorted.get(rule_id)
@@ -234,24 +245,41 @@ class _Chain:
     def step(self, rule_id: str) -> Step:
         return self.tables.step(rule_id, self.sorted_premises(rule_id), self.given)
 
+    def behind(self, rule_id: str) -> list[str]:
+        """The rules behind one rule, itself last: premises' derivations first (post-order), each once."""
+        found = self._behind.get(rule_id)
+        if found is None:
+            order: list[str] = []
+            seen: set[str] = set()
+
+            def visit(rid: str) -> None:
+                if rid in seen:
+                    return
+                seen.add(rid)
+                for fact in self.sorted_premises(rid):
+                    if fact not in self.given:
+                        for deriver in sorted(self.derivers.get(fact, ())):
+                            visit(deriver)
+                order.append(rid)
+
+            visit(rule_id)
+            found = self._behind[rule_id] = order
+        return found
+
     def order(self, rule_ids: Iterable[str]) -> list[str]:
-        """The rules behind ``rule_ids``: premises' derivations first, each rule once."""
+        """The rules behind ``rule_ids``, each once, in the order one depth-first walk would meet them.
+
+        Derivations never cycle (the loader refuses cycles), so a rule already
+        met has everything behind it met too: each rule's own walk, less what
+        was met before, gives exactly the shared walk.
+        """
         order: list[str] = []
         seen: set[str] = set()
-
-        def visit(rule_id: str) -> None:
-            if rule_id in seen:
-                return
-            seen.add(rule_id)
-            for fact in self.sorted_premises(rule_id):
-                if fact in self.given:
-                    continue
-                for deriver in sorted(self.derivers.get(fact, ())):
-                    visit(deriver)
-            order.append(rule_id)
-
         for rule_id in rule_ids:
-            visit(rule_id)
+            for rid in self.behind(rule_id):
+                if rid not in seen:
+                    seen.add(rid)
+                    order.append(rid)
         return order
 
     def explain(self, rule_ids: Iterable[str]) -> tuple[Step, ...]:
@@ -261,7 +289,7 @@ class _Chain:
         """The weakest evidence level along everything behind one rule's firings."""
         found = self._levels.get(rule_id)
         if found is None:
-            found = self._levels[rule_id] = weakest(self.rb.by_id[r].evidence for r in self.order([rule_id]))
+            found = self._levels[rule_id] = weakest(self.rb.by_id[r].evidence for r in self.behind(rule_id))
         return found
 
     def roots(self, rule_ids: Iterable[str]) -> list[Fact]:
@@ -362,7 +390,7 @@ def build(
     for name, value in trace.derived:
         by = sorted(chain.derivers.get((name, value), ()))
         level = strongest(chain.level(r) for r in by) if by else "claim"
-        derived.append(DerivedFact(name, value, tables.words.fact(name, value), level, tuple(by)))
+        derived.append(DerivedFact(name, value, tables.text((name, value)), level, tuple(by)))
     return Recommendation(
         profile=profile,
         techniques=tuple(ranked),
@@ -386,8 +414,7 @@ def _referral(rb: Rulebase, chain: _Chain, refer_rules: list[Rule]) -> Referral 
     rationale = chain.explain(ids)
     flags = sorted({str(v) for rid in chain.order(ids) for n, v in chain.premises[rid] if n == "red_flags"}
                    | {f for rid in chain.order(ids) for f in rb.by_id[rid].then.flag})
-    words = chain.tables.words
-    triggers = tuple(Premise(n, v, words.fact(n, v), True) for n, v in chain.roots(ids))
+    triggers = tuple(Premise(n, v, chain.tables.text((n, v)), True) for n, v in chain.roots(ids))
     return Referral(
         urgency=urgency,
         suspected=tuple(sorted({r.then.refer.suspected for r in refer_rules if r.then.refer})),

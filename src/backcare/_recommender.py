@@ -18,8 +18,9 @@ from typing import Any, Union
 
 import attrs
 
-from ._engine import Engine, input_facts, representable
+from ._engine import Engine, representable
 from ._errors import EngineError, ProfileError, RuleError, did_you_mean
+from ._inputs import input_facts
 from ._loader import PackText, default_rules_path, load_with_sources, pack_digest
 from ._loader.checks import catalogue_ids
 from ._model import RANKINGS, Contraindication, RedFlag, Rulebase

@@ -27,7 +27,7 @@ def derived_by(rule: Rule) -> list[tuple[str, object]]:
             *(("conditions", c) for c in rule.then.condition)]
 
 
-def _may_hold(cond: Condition, value: object) -> bool:
+def may_hold(cond: Condition, value: object) -> bool:
     """Whether a fact with ``value`` can satisfy ``cond`` (when unsure, yes: protect too much, not too little)."""
     for test in cond.tests:
         values = test.value if isinstance(test.value, tuple) else (test.value,)
@@ -62,7 +62,7 @@ def protection(rules: Iterable[Rule]) -> dict[str, Protection]:
             if any(t.op in INPUT_OPERATORS for t in cond.tests):
                 continue  # tests the profile as given: nothing derives it
             for deriver, value in derivers.get(cond.fact, ()):
-                if deriver.safety or not _may_hold(cond, value):
+                if deriver.safety or not may_hold(cond, value):
                     continue
                 have = needs.setdefault(deriver.id, set())
                 if not roots <= have:

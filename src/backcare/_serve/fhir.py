@@ -29,7 +29,6 @@ import attrs
 import pydantic
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.condition import Condition
-from fhir.resources.R4B.medicationstatement import MedicationStatement
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 
