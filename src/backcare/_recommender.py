@@ -21,11 +21,12 @@ import attrs
 
 from ._engine import Engine, representable
 from ._errors import EngineError, ProfileError, RuleError
-from ._loader import PackText, default_rules_path, load_with_sources
+from ._loader import PackText, default_rules_path, effective_fields, load_with_sources
 from ._model import Contraindication, RedFlag, Rulebase
 from ._profile import FieldSpec, Profile
 from ._reasoning import build
 from ._result import Recommendation
+from ._text import quote
 
 ProfileLike = Union[Profile, Mapping[str, Any]]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -80,7 +81,7 @@ class Recommender:
         extra = texts[1:] if include_default else texts
         self._args = (extra, include_default, allow_safety_overrides, cache_size,
                       _digest(texts[0]) if include_default else "")
-        self._fields = _effective_fields(self.rulebase)
+        self._fields = effective_fields(self.rulebase)
         try:
             self._engine = Engine(self.rulebase)
         except EngineError as exc:  # a pack the loader's checks let through: still the pack's fault
@@ -123,7 +124,7 @@ class Recommender:
             for item in value if isinstance(value, tuple) else (value,):
                 if not representable(item):
                     raise ProfileError(
-                        f"field {name!r}: {item!r}"[:120] + " cannot be passed to the rules engine exactly "
+                        f"field {name!r}: {quote(item)} cannot be passed to the rules engine exactly "
                         "(numbers: at most 2**53 in size, not a single digit with an exponent such as "
                         "1e-05; strings: valid Unicode)",
                         field=name,
@@ -244,17 +245,6 @@ def _cache_key(profile: Profile) -> Any:
     if not profile.extra:
         return profile
     return (profile, tuple(type(v).__name__ for _, v in profile.extra))
-
-
-def _effective_fields(rb: Rulebase) -> dict[str, FieldSpec]:
-    """Field specs with catalogue-backed choices filled in from the rulebase."""
-    catalogues = {"red_flags": tuple(rb.red_flags), "conditions": tuple(rb.contraindications)}
-    out = {}
-    for name, spec in rb.fields.items():
-        if spec.choices_from in catalogues:
-            spec = attrs.evolve(spec, choices=catalogues[spec.choices_from])
-        out[name] = spec
-    return out
 
 
 def _digest(pack: PackText) -> str:

@@ -25,25 +25,39 @@ The work is done in stages, one module each:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .._errors import Problem, RuleError
+import attrs
+
+from .._errors import Problem, RuleError, suggestion_budget
 from .._model import Rulebase
-from .checks import validate
+from .checks import Cause, check_rulebase, effective_fields, validate
 from .keys import EXCLUDE_KEYS, EXPECT_KEYS, ID_RE, NAME_RE, REFER_KEYS, SCHEMA, THEN_KEYS, TOP_LEVEL, Key
 from .limits import (
     MAX_COMBINATIONS_PER_RULE,
     MAX_CONDITIONS_PER_RULE,
     MAX_FACT_NAMES,
     MAX_FIELDS,
+    MAX_NESTING,
+    MAX_NUMBER_DIGITS,
     MAX_RULES,
     MAX_SHARED_PATTERN,
     MAX_VALUE_TESTS_PER_FACT,
+    MAX_WEIGHT,
 )
 from .merge import _dedupe, _merge
 from .parse import _parse_text, _RawPack
-from .read import PackText, _read_pack, default_rules_path, pack_files
+from .read import (
+    DEFAULT_MAX_PACK_BYTES,
+    MAX_DIRECTORY_ENTRIES,
+    MAX_PACK_BYTES_ENV,
+    MAX_PACK_FILES,
+    PackText,
+    _read_pack,
+    default_rules_path,
+    pack_files,
+)
 
 __all__ = [
     "EXCLUDE_KEYS",
@@ -57,13 +71,22 @@ __all__ = [
     "MAX_CONDITIONS_PER_RULE",
     "MAX_FACT_NAMES",
     "MAX_FIELDS",
+    "MAX_NESTING",
+    "MAX_NUMBER_DIGITS",
     "MAX_RULES",
     "MAX_SHARED_PATTERN",
     "MAX_VALUE_TESTS_PER_FACT",
+    "MAX_WEIGHT",
+    "DEFAULT_MAX_PACK_BYTES",
+    "MAX_DIRECTORY_ENTRIES",
+    "MAX_PACK_BYTES_ENV",
+    "MAX_PACK_FILES",
+    "MAX_REPORTED_PROBLEMS",
     "SCHEMA",
     "Key",
     "PackText",
     "default_rules_path",
+    "effective_fields",
     "load",
     "load_with_sources",
     "pack_files",
@@ -71,40 +94,120 @@ __all__ = [
 ]
 
 
-def load(packs: Sequence[Path | str | PackText], *, allow_safety_overrides: bool = False) -> Rulebase:
+#: Did-you-mean work allowed in one load, in candidate comparisons: enough for
+#: dozens of typos among thousands of ids, bounded for a pack of thousands of
+#: unknown ids.
+SUGGESTION_BUDGET = 500_000
+#: More problems than this at one line and key are folded into the first; more
+#: than MAX_REPORTED_PROBLEMS in all are cut, with a count of the rest.
+FOLD_AT = 10
+MAX_REPORTED_PROBLEMS = 200
+
+
+def load(
+    packs: Sequence[Path | str | PackText],
+    *,
+    allow_safety_overrides: bool = False,
+    max_pack_bytes: int | None = None,
+) -> Rulebase:
     """Parse, merge and validate packs in order; raise one RuleError listing every problem.
 
     A pack is a path (a TOML file or a directory of them) or a :class:`PackText`.
+    ``max_pack_bytes`` caps the size of each pack read from disk (default:
+    the ``BACKCARE_MAX_PACK_BYTES`` environment variable, else 4 MiB).
     """
-    return load_with_sources(packs, allow_safety_overrides=allow_safety_overrides)[0]
+    return load_with_sources(packs, allow_safety_overrides=allow_safety_overrides,
+                             max_pack_bytes=max_pack_bytes)[0]
 
 
 def load_with_sources(
-    packs: Sequence[Path | str | PackText], *, allow_safety_overrides: bool = False
+    packs: Sequence[Path | str | PackText],
+    *,
+    allow_safety_overrides: bool = False,
+    max_pack_bytes: int | None = None,
 ) -> tuple[Rulebase, tuple[PackText, ...]]:
     """:func:`load`, also returning the text of every pack exactly as it was parsed."""
     problems: list[Problem] = []
     raw_packs: list[_RawPack] = []
     sources: list[PackText] = []
-    for item in packs:
-        if isinstance(item, PackText):
-            source: PackText | None = item
-            if not item.files:
-                problems.append(Problem("no rule files in this in-memory pack", item.name))
-        else:
-            source = _read_pack(Path(item), problems)
-        if source is None:
-            continue
-        sources.append(source)
-        pack = _RawPack(source.name)
-        for shown, text in source.files:
-            _parse_text(text, shown, pack, problems)
-        raw_packs.append(pack)
-    rulebase = _merge(raw_packs, problems, allow_safety_overrides)
-    if rulebase is not None:
-        problems += validate(rulebase)
-    if problems:
-        raise RuleError(_dedupe(problems))
+    knock_ons: list[tuple[Problem, Cause]] = []
+    with suggestion_budget(SUGGESTION_BUDGET):
+        for item in packs:
+            if isinstance(item, PackText):
+                source: PackText | None = item
+                if not item.files:
+                    problems.append(Problem("no rule files in this in-memory pack", item.name, kind="file"))
+            else:
+                source = _read_pack(Path(item), problems, max_pack_bytes)
+            if source is None:
+                continue
+            sources.append(source)
+            pack = _RawPack(source.name)
+            for shown, text in source.files:
+                _parse_text(text, shown, pack, problems)
+            raw_packs.append(pack)
+        rulebase = _merge(raw_packs, problems, allow_safety_overrides)
+        if rulebase is not None:
+            broken = {k: None for p in raw_packs for k in p.broken}
+            broken_facts = {f: c for p in raw_packs for f, c in p.broken_facts.items()}
+            for problem, cause in check_rulebase(rulebase, broken, broken_facts):
+                if cause is None:
+                    problems.append(problem)
+                else:
+                    knock_ons.append((problem, cause))
+    if problems or knock_ons:
+        order = [shown for source in sources for shown, _ in source.files]
+        raise RuleError(_report(problems, knock_ons, order))
     assert rulebase is not None
     return rulebase, tuple(sources)
 
+
+def _report(problems: list[Problem], knock_ons: Iterable[tuple[Problem, Cause]], files: list[str]) -> list[Problem]:
+    """The problems as a rule author should read them.
+
+    A knock-on (a reference to an entry that failed on its own) is folded
+    into that entry's problem; a flood of problems at one line and key (a
+    long ``disable`` list of unknown ids) into its first; then they are
+    sorted by file, in the order the files were read, and line, and cut at
+    :data:`MAX_REPORTED_PROBLEMS` with a count of the rest.
+    """
+    problems = _dedupe(problems)
+    follow: dict[Cause, int] = {}
+    for problem, cause in knock_ons:
+        if any(p.kind == cause[0] and p.rule_id == cause[1] for p in problems):
+            follow[cause] = follow.get(cause, 0) + 1
+        else:
+            problems.append(problem)
+    out: list[Problem] = []
+    for p in problems:
+        count = follow.pop((p.kind or "", p.rule_id or ""), 0)
+        if count:
+            p = attrs.evolve(p, message=p.message + f" ({count} more problem{'s' if count > 1 else ''} "
+                             "elsewhere follow from this one)")
+        out.append(p)
+    at: dict[tuple[str | None, int | None, str | None], list[Problem]] = {}
+    for p in out:
+        at.setdefault((p.file, p.line, p.key), []).append(p)
+    folded = []
+    for p in out:
+        group = at[(p.file, p.line, p.key)]
+        if len(group) <= FOLD_AT:
+            folded.append(p)
+        elif p is group[0]:
+            folded.append(attrs.evolve(p, message=p.message + f" (and {len(group) - 1:,} more problems at this "
+                                       "line and key, not listed)"))
+    rank = {name: i for i, name in reversed(list(enumerate(files)))}
+    seen: dict[str | None, int] = {}
+    for p in folded:
+        seen.setdefault(p.file, len(seen))
+
+    def key(p: Problem) -> tuple[int, int, int, int]:
+        known = p.file in rank and p.file is not None
+        return (0 if known else 1 if p.file not in (None, "<rules>") else 2,
+                rank[p.file] if known and p.file is not None else seen[p.file], p.line or 0, 0)
+
+    ordered = sorted(folded, key=key)
+    if len(ordered) > MAX_REPORTED_PROBLEMS:
+        rest = len(ordered) - MAX_REPORTED_PROBLEMS
+        ordered = ordered[:MAX_REPORTED_PROBLEMS] + [Problem(f"{rest:,} more problems not listed: fix these first")]
+    return ordered

@@ -12,19 +12,30 @@ import attrs
 
 from .._model import EVIDENCE_LEVELS, PRESSURES, URGENCIES
 from .._profile import FIELD_TYPES
+from .limits import MAX_WEIGHT
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
+#: The kinds of source a ``[[source]]`` may be, and a contraindication's effects.
+SOURCE_KINDS: tuple[str, ...] = ("seed", "review", "trial", "guideline", "study", "convention")
+EFFECTS: tuple[str, ...] = ("no_massage", "exclude", "avoid_area", "consult_first")
+
+
 @attrs.frozen
 class Key:
-    """One key a rule-file table accepts."""
+    """One key a rule-file table accepts.
+
+    ``choices``, when given, are the only values a string key accepts; the
+    parser checks them and ``backcare schema pack`` lists them.
+    """
 
     name: str
     type: str
     doc: str
     required: bool = False
+    choices: tuple[str, ...] = ()
 
 
 def _keys(*keys: Key) -> dict[str, Key]:
@@ -41,7 +52,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     ),
     "field": _keys(
         Key("name", "name", "The profile field name (lower_snake_case).", True),
-        Key("type", "string", "One of " + ", ".join(FIELD_TYPES) + ".", True),
+        Key("type", "string", "One of " + ", ".join(FIELD_TYPES) + ".", True, FIELD_TYPES),
         Key("description", "string", "What the field means, for forms and docs.", True),
         Key("minimum", "number", "Smallest accepted value (int and number fields)."),
         Key("maximum", "number", "Largest accepted value (int and number fields)."),
@@ -51,12 +62,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         Key("id", "id", "Technique id, used in rules and results.", True),
         Key("name", "string", "Display name.", True),
         Key("description", "string", "What the therapist does.", True),
-        Key("pressure", "string", "How firm it is: " + ", ".join(PRESSURES) + ".", True),
+        Key("pressure", "string", "How firm it is: " + ", ".join(PRESSURES) + ".", True, PRESSURES),
         _REPLACE,
     ),
     "source": _keys(
         Key("id", "id", "Citation key that rules name in `source`.", True),
-        Key("kind", "string", "seed, review, trial, guideline, study or convention.", True),
+        Key("kind", "string", ", ".join(SOURCE_KINDS[:-1]) + " or " + SOURCE_KINDS[-1] + ".", True, SOURCE_KINDS),
         Key("citation", "string", "The full reference.", True),
         Key("passage", "string", "For the seed: the passage the rule encodes."),
         _REPLACE,
@@ -68,7 +79,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         Key("then", "table", "The conclusion: derive, score, flag, exclude, refer, note, warn.", True),
         Key("because", "string", "Why the conclusion follows, in words a person can read.", True),
         Key("source", "id", "The source id the rule encodes.", True),
-        Key("evidence", "string", "How strong the evidence is: " + ", ".join(EVIDENCE_LEVELS) + ".", True),
+        Key("evidence", "string", "How strong the evidence is: " + ", ".join(EVIDENCE_LEVELS) + ".", True,
+            EVIDENCE_LEVELS),
         Key("caveat", "string", "What the evidence says against or beyond the claim."),
         Key("caveat_source", "id", "The source id behind the caveat."),
         Key("safety", "bool", "Marks a safety rule; required for flag, exclude, refer and warn."),
@@ -78,20 +90,20 @@ SCHEMA: dict[str, dict[str, Key]] = {
         Key("id", "id", "The id a profile lists in red_flags.", True),
         Key("description", "string", "The sign in plain words.", True),
         Key("suspected", "string", "The serious condition it may point to.", True),
-        Key("urgency", "string", "emergency, urgent or routine.", True),
+        Key("urgency", "string", "emergency, urgent or routine.", True, URGENCIES),
         Key("source", "id", "The source id.", True),
         _REPLACE,
     ),
     "contraindication": _keys(
         Key("id", "id", "The id a profile lists in conditions.", True),
         Key("description", "string", "The condition in plain words.", True),
-        Key("effect", "string", "no_massage, exclude, avoid_area or consult_first.", True),
+        Key("effect", "string", "no_massage, exclude, avoid_area or consult_first.", True, EFFECTS),
         Key("because", "string", "Why it limits massage.", True),
         Key("source", "id", "The source id.", True),
         Key("exclude", "list of ids", "Techniques ruled out (effect exclude)."),
-        Key("max_pressure", "string", "Rule out techniques firmer than this (effect exclude)."),
+        Key("max_pressure", "string", "Rule out techniques firmer than this (effect exclude).", choices=PRESSURES),
         Key("only", "list of ids", "Rule out every technique but these (effect exclude)."),
-        Key("refer", "string", "Also refer with this urgency."),
+        Key("refer", "string", "Also refer with this urgency.", choices=URGENCIES),
         Key("suspected", "string", "With refer: what the clinician should rule out."),
         _REPLACE,
     ),
@@ -105,7 +117,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
 
 THEN_KEYS = _keys(
     Key("derive", "string or table", "Derive a fact: a name (value true) or { name = value, ... }."),
-    Key("score", "table", "Add weights to techniques: { technique_id = weight, ... }."),
+    Key("score", "table", "Add weights to techniques: { technique_id = weight, ... }, each weight a number "
+        f"from -{MAX_WEIGHT} to {MAX_WEIGHT}."),
     Key("flag", "id or list of ids", "Raise red flags (safety)."),
     Key("exclude", "table", "Rule out techniques: { techniques, max_pressure, only, all } (safety)."),
     Key("refer", "table", "Refer to a clinician: { urgency, suspected } (safety)."),
@@ -114,12 +127,12 @@ THEN_KEYS = _keys(
 )
 EXCLUDE_KEYS = _keys(
     Key("techniques", "list of ids", "Techniques ruled out."),
-    Key("max_pressure", "string", "Rule out techniques firmer than this."),
+    Key("max_pressure", "string", "Rule out techniques firmer than this.", choices=PRESSURES),
     Key("only", "list of ids", "Rule out every technique but these."),
     Key("all", "bool", "Rule out every technique."),
 )
 REFER_KEYS = _keys(
-    Key("urgency", "string", "emergency, urgent or routine.", True),
+    Key("urgency", "string", "emergency, urgent or routine.", True, URGENCIES),
     Key("suspected", "string", "What the clinician should rule out.", True),
 )
 EXPECT_KEYS = _keys(
@@ -131,9 +144,12 @@ EXPECT_KEYS = _keys(
     Key("excluded", "list of ids", "These techniques are in `excluded`."),
     Key("fired", "list of ids", "These rules fired."),
     Key("not_fired", "list of ids", "These rules did not fire."),
-    Key("referral", "string", "The referral urgency, or none."),
+    Key("referral", "string", "The referral urgency, or none.", choices=(*URGENCIES, "none")),
     Key("no_techniques", "bool", "No technique is recommended (true) or at least one is (false)."),
     Key("facts", "table", "These facts were derived, with these values."),
+)
+URGENCY_KEYS = _keys(
+    Key("action", "string", "What the person should do, shown with every referral of this urgency.", True),
 )
 TOP_LEVEL = {*SCHEMA, "disable"}
 SAFETY_CONCLUSIONS = ("flag", "exclude", "refer", "warn")

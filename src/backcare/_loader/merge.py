@@ -18,6 +18,7 @@ from .._model import (
     Test,
 )
 from .._profile import core_fields
+from .._text import quote
 from .parse import _RawPack
 
 
@@ -39,6 +40,7 @@ def _merge_entries(
     """
     merged: dict[str, Any] = {}
     replaced: list[tuple[Any, Any]] = []
+    kind = what.replace(" ", "_")
     for _pack, entries in entries_by_pack:
         seen_here: dict[str, Any] = {}
         for entry, replace in entries:
@@ -47,7 +49,7 @@ def _merge_entries(
                 first = seen_here[entry.id].origin
                 problems.append(
                     Problem(f"duplicate {what} id {entry.id!r} (first defined at {first})", where.file,
-                            where.line, entry.id, "id")
+                            where.line, entry.id, "id", kind=kind)
                 )
                 continue
             seen_here[entry.id] = entry
@@ -57,7 +59,7 @@ def _merge_entries(
                         Problem(
                             f"{what} {entry.id!r} is already defined at {merged[entry.id].origin}; "
                             "add replace = true to override it",
-                            where.file, where.line, entry.id, "id",
+                            where.file, where.line, entry.id, "id", kind=kind,
                         )
                     )
                     continue
@@ -67,7 +69,7 @@ def _merge_entries(
                     Problem(
                         f"replace = true but no earlier pack defines {what} {entry.id!r}"
                         f"{did_you_mean(entry.id, merged)}",
-                        where.file, where.line, entry.id, "replace",
+                        where.file, where.line, entry.id, "replace", kind=kind,
                     )
                 )
             merged[entry.id] = entry
@@ -82,7 +84,7 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
             if spec.name in fields:
                 problems.append(
                     Problem(f"profile field {spec.name!r} is already defined", origin.file, origin.line, spec.name,
-                            "name")
+                            "name", kind="field")
                 )
             else:
                 fields[spec.name] = spec
@@ -123,7 +125,7 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
         for rule_id, origin in pack.disable:
             if rule_id not in rules:
                 problems.append(
-                    Problem(f"cannot disable unknown rule {rule_id!r}{did_you_mean(rule_id, rules)}",
+                    Problem(f"cannot disable unknown rule {quote(rule_id)}{did_you_mean(rule_id, rules)}",
                             origin.file, origin.line, rule_id, "disable")
                 )
                 continue
