@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -55,6 +57,15 @@ class Recommender:
     files do not exist; the worker re-reads the default pack from its own
     installed backcare, refuses if that differs from the one used here, and
     builds the engine once per process however many times it is unpickled.
+    Unpickle recommenders only from sources you trust, as with any pickle:
+    crafted bytes can build one with any rule text and with
+    ``allow_safety_overrides=True``.
+
+    The compiled rules live in durable-rules' C memory (about 0.6 MB for the
+    default rules) until the recommender is closed, by :meth:`close`, a
+    ``with`` block, or when it is garbage-collected. ``max_pack_bytes`` caps
+    the size of each pack read from disk (default: the
+    ``BACKCARE_MAX_PACK_BYTES`` environment variable, else 4 MiB).
 
     >>> rec = Recommender()
     >>> rec.recommend({"stiffness": True}).techniques[0].id
@@ -68,6 +79,7 @@ class Recommender:
         include_default: bool = True,
         allow_safety_overrides: bool = False,
         cache_size: int = 1024,
+        max_pack_bytes: int | None = None,
     ) -> None:
         if isinstance(rules, (str, os.PathLike, PackText)):
             rules = [rules]
@@ -76,7 +88,8 @@ class Recommender:
         packs: list[Path | PackText] = [default_rules_path()] if include_default else []
         packs += [p if isinstance(p, PackText) else Path(p) for p in rules]
         self.rulebase: Rulebase
-        self.rulebase, texts = load_with_sources(packs, allow_safety_overrides=allow_safety_overrides)
+        self.rulebase, texts = load_with_sources(packs, allow_safety_overrides=allow_safety_overrides,
+                                                 max_pack_bytes=max_pack_bytes)
         # What __reduce__ sends: the extra packs' texts as parsed, plus a digest of the default pack.
         extra = texts[1:] if include_default else texts
         self._args = (extra, include_default, allow_safety_overrides, cache_size,
@@ -86,6 +99,9 @@ class Recommender:
             self._engine = Engine(self.rulebase)
         except EngineError as exc:  # a pack the loader's checks let through: still the pack's fault
             raise RuleError(f"the rules engine refused this rulebase: {exc}") from exc
+        # Frees the engine's C memory when this recommender is closed or collected.
+        self._finalizer = weakref.finalize(self, self._engine.close)
+        self._finalizer.atexit = False  # the process's memory goes with it
         self._cache: OrderedDict[Any, Recommendation] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._hits = 0
@@ -99,6 +115,26 @@ class Recommender:
     def __repr__(self) -> str:
         names = [p.name for p in self._args[0]]
         return f"Recommender(rules={names!r}, rules_loaded={len(self.rulebase.rules)})"
+
+    def close(self) -> None:
+        """Free the compiled rules now; any later recommendation raises :class:`EngineError`.
+
+        Calling it again does nothing. A recommender that is garbage-collected
+        is closed too: this is for code that builds many and wants the memory
+        back at a known point.
+        """
+        self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return not self._finalizer.alive
+
+    def __enter__(self) -> Recommender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def fields(self) -> Mapping[str, FieldSpec]:
@@ -174,6 +210,8 @@ class Recommender:
 
     def _recommend_profiles(self, valid: list[Profile], processes: int | None = None) -> list[Recommendation]:
         """:meth:`recommend_many` on profiles this recommender has validated."""
+        if self.closed:
+            raise EngineError("this Recommender is closed: build a new one")
         if not self._maxsize:
             with self._cache_lock:
                 self._misses += len(valid)
@@ -211,9 +249,17 @@ class Recommender:
         # spawn, not fork: the worker rebuilds its engine from the rule texts
         # rather than inheriting a durable-rules host (and maybe a held lock).
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                                 initargs=(self,)) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(self,))
+        try:
             return list(pool.map(_worker_recommend, profiles, chunksize=chunk))
+        except BaseException:
+            # Ctrl-C or a failure: stop the workers now rather than let them
+            # finish every queued chunk first, and leave none behind.
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses and size of the result cache."""
@@ -279,7 +325,7 @@ def _rebuild(
     key = (packs, include_default, allow, cache_size, default_digest)
     with _rebuilt_lock:
         hit = _rebuilt.get(key)
-        if hit is not None:
+        if hit is not None and not hit.closed:
             _rebuilt.move_to_end(key)
             return hit
         rec = Recommender(
@@ -303,6 +349,9 @@ _worker: Recommender | None = None
 def _worker_init(recommender: Recommender) -> None:
     global _worker
     _worker = recommender
+    # Ctrl-C at a terminal reaches every process of the group: the parent
+    # stops the workers, so they need not each print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker_recommend(profile: Profile) -> Recommendation:

@@ -17,6 +17,7 @@ import attrs
 
 from ._model import EVIDENCE_MEANING
 from ._profile import Scalar
+from ._text import escape_controls
 
 DISCLAIMER = (
     "This is information, not medical advice. It does not replace assessment by a "
@@ -151,11 +152,16 @@ class Recommendation:
         return _plain(self)  # type: ignore[no-any-return]
 
     def to_json(self) -> str:
-        """The :meth:`to_dict` form as canonical JSON text."""
-        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, indent=2)
+        """The :meth:`to_dict` form as canonical, strict JSON text (no NaN or Infinity)."""
+        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False)
 
     def explain(self) -> str:
-        """A readable account of the result, for a person rather than a program."""
+        """A readable account of the result, for a person rather than a program.
+
+        Control characters in any text (a rule pack's, a profile's) are shown
+        as escapes such as ``\\x1b``: printed to a terminal, the account can
+        never move the cursor or clear the screen.
+        """
         out: list[str] = ["backcare recommendation", "=" * 23, ""]
         if self.safety_overrides:
             out.append("WARNING: safety rules were overridden by the rule packs in use:")
@@ -198,7 +204,7 @@ class Recommendation:
         if sources:
             out += ["", "Sources:", *sources]
         out += ["", textwrap.fill(self.disclaimer, 79)]
-        return "\n".join(out)
+        return escape_controls("\n".join(out))
 
 
 def _gap(lines: list[str]) -> list[str]:
