@@ -40,8 +40,10 @@ class Problem:
 
     ``rule_id`` is the id (or name) of the entry the problem is about and
     ``kind`` what sort of entry that is: ``rule``, ``field``, ``technique``,
-    ``source``, ``red_flag``, ``contraindication``, ``example``, ``pack``,
-    ``urgency``, or ``file`` for a problem with the file as a whole.
+    ``source``, ``red_flag``, ``contraindication``, ``example``, ``pack`` or
+    ``urgency``; ``file`` for a file that is not valid TOML, and ``input``
+    for a pack or file that was refused unread (missing, not a regular file,
+    too large, not UTF-8, nested too deep).
     """
 
     message: str
@@ -122,10 +124,13 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""``."""
     if not isinstance(word, str) or len(word) > MAX_SUGGESTED_WORD:
         return ""
-    pool = sorted({c for c in candidates if isinstance(c, str)})
     budget = _budget.get()
+    if budget is not None and budget[0] <= 0:
+        return ""
+    pool = sorted({c for c in candidates if isinstance(c, str)})
     if budget is not None:
         if budget[0] < len(pool):
+            budget[0] = 0
             return ""
         budget[0] -= len(pool)
     matches = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)

@@ -94,10 +94,10 @@ __all__ = [
 ]
 
 
-#: Did-you-mean work allowed in one load, in candidate comparisons: enough for
-#: dozens of typos among thousands of ids, bounded for a pack of thousands of
-#: unknown ids.
-SUGGESTION_BUDGET = 500_000
+#: Did-you-mean work allowed in one load, in candidate comparisons (about a
+#: second's worth): a suggestion for each of a hundred typos among hundreds
+#: of ids, and a bound for a pack of thousands of unknown ids among thousands.
+SUGGESTION_BUDGET = 50_000
 #: More problems than this at one line and key are folded into the first; more
 #: than MAX_REPORTED_PROBLEMS in all are cut, with a count of the rest.
 FOLD_AT = 10
@@ -136,7 +136,7 @@ def load_with_sources(
             if isinstance(item, PackText):
                 source: PackText | None = item
                 if not item.files:
-                    problems.append(Problem("no rule files in this in-memory pack", item.name, kind="file"))
+                    problems.append(Problem("no rule files in this in-memory pack", item.name, kind="input"))
             else:
                 source = _read_pack(Path(item), problems, max_pack_bytes)
             if source is None:

@@ -67,6 +67,10 @@ def check_rulebase(
     problems: list[tuple[Problem, Cause | None]] = []
     types = _fact_types(rb)
     known_facts = set(types)
+    derived: dict[str, set[object]] = {}
+    for r in rb.rules:
+        for f, v in r.then.derive:
+            derived.setdefault(f, set()).add(v)
 
     def problem(rule: Rule, message: str, key: str, cause: Cause | None = None) -> None:
         o = rule.origin or Origin("<rules>")
@@ -94,7 +98,7 @@ def check_rulebase(
                 continue
             found = _check_tests(rule, cond, types[cond.fact], rb)
             if not found and "list" not in types[cond.fact]:
-                found = _never_holds(rule, cond, rb)
+                found = _never_holds(cond, rb.fields.get(cond.fact), derived.get(cond.fact, set()))
             for message, cause in found:
                 problem(rule, message, f"when.{cond.fact}", cause)
         for tech, _ in rule.then.score:
@@ -167,14 +171,13 @@ def _check_tests(rule: Rule, cond: Condition, types: set[str], rb: Rulebase) -> 
     return out
 
 
-def _never_holds(rule: Rule, cond: Condition, rb: Rulebase) -> list[tuple[str, Cause | None]]:
+def _never_holds(cond: Condition, spec: FieldSpec | None, values: set[object]) -> list[tuple[str, Cause | None]]:
     """A condition no value of its fact can meet: outside a field's range, or no derived value passes.
 
-    The values a fact can take are its field's (a number range, true and
-    false, or any text) together with every value some rule derives for it.
+    The values a fact can take are its field's (``spec``: a number range,
+    true and false, or any text) together with the ``values`` rules derive.
     """
-    spec = rb.fields.get(cond.fact)
-    derived = sorted({v for r in rb.rules for f, v in r.then.derive if f == cond.fact}, key=repr)
+    derived = sorted(values, key=repr)
     if any(all(_holds(t, v) for t in cond.tests) for v in derived):
         return []
     tests = " and ".join(t.describe() for t in cond.tests)

@@ -28,7 +28,10 @@ class Key:
     """One key a rule-file table accepts.
 
     ``choices``, when given, are the only values a string key accepts; the
-    parser checks them and ``backcare schema pack`` lists them.
+    parser checks them and ``backcare schema pack`` lists them. A table's
+    value is described by ``keys`` (a table of known keys) or ``values``
+    (a table keyed by names: ``condition``, ``weight``, ``scalar`` or
+    ``any`` says what each value is).
     """
 
     name: str
@@ -36,11 +39,52 @@ class Key:
     doc: str
     required: bool = False
     choices: tuple[str, ...] = ()
+    keys: tuple[Key, ...] = ()
+    values: str = ""
 
 
 def _keys(*keys: Key) -> dict[str, Key]:
     return {k.name: k for k in keys}
 
+
+EXCLUDE_KEYS = _keys(
+    Key("techniques", "list of ids", "Techniques ruled out."),
+    Key("max_pressure", "string", "Rule out techniques firmer than this.", choices=PRESSURES),
+    Key("only", "list of ids", "Rule out every technique but these."),
+    Key("all", "bool", "Rule out every technique."),
+)
+REFER_KEYS = _keys(
+    Key("urgency", "string", "emergency, urgent or routine.", True, URGENCIES),
+    Key("suspected", "string", "What the clinician should rule out.", True),
+)
+EXPECT_KEYS = _keys(
+    Key("first", "id", "This technique ranks first."),
+    Key("order", "list of ids", "These techniques are recommended, in this relative order."),
+    Key("top_n", "int", "How many places `in_top` looks at (default 3)."),
+    Key("in_top", "list of ids", "These techniques are among the first `top_n`."),
+    Key("absent", "list of ids", "These techniques are not recommended."),
+    Key("excluded", "list of ids", "These techniques are in `excluded`."),
+    Key("fired", "list of ids", "These rules fired."),
+    Key("not_fired", "list of ids", "These rules did not fire."),
+    Key("referral", "string", "The referral urgency, or none.", choices=(*URGENCIES, "none")),
+    Key("no_techniques", "bool", "No technique is recommended (true) or at least one is (false)."),
+    Key("facts", "table", "These facts were derived, with these values.", values="scalar"),
+)
+URGENCY_KEYS = _keys(
+    Key("action", "string", "What the person should do, shown with every referral of this urgency.", True),
+)
+THEN_KEYS = _keys(
+    Key("derive", "string or table", "Derive a fact: a name (value true) or { name = value, ... }.",
+        values="scalar"),
+    Key("score", "table", "Add weights to techniques: { technique_id = weight, ... }, each weight a number "
+        f"from -{MAX_WEIGHT} to {MAX_WEIGHT}.", values="weight"),
+    Key("flag", "id or list of ids", "Raise red flags (safety)."),
+    Key("exclude", "table", "Rule out techniques: { techniques, max_pressure, only, all } (safety).",
+        keys=tuple(EXCLUDE_KEYS.values())),
+    Key("refer", "table", "Refer to a clinician: { urgency, suspected } (safety).", keys=tuple(REFER_KEYS.values())),
+    Key("note", "string", "Add a note to the result."),
+    Key("warn", "string", "Add a warning to the result (safety)."),
+)
 
 _REPLACE = Key("replace", "bool", "Set to true to replace an entry of the same id from an earlier pack.")
 
@@ -75,8 +119,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "rule": _keys(
         Key("id", "id", "Unique rule id.", True),
         Key("title", "string", "One line saying what the rule does.", True),
-        Key("when", "table", "Conditions: fact name = value, or = { op = value, ... }.", True),
-        Key("then", "table", "The conclusion: derive, score, flag, exclude, refer, note, warn.", True),
+        Key("when", "table", "Conditions: fact name = value, or = { op = value, ... }.", True, values="condition"),
+        Key("then", "table", "The conclusion: derive, score, flag, exclude, refer, note, warn.", True,
+            keys=tuple(THEN_KEYS.values())),
         Key("because", "string", "Why the conclusion follows, in words a person can read.", True),
         Key("source", "id", "The source id the rule encodes.", True),
         Key("evidence", "string", "How strong the evidence is: " + ", ".join(EVIDENCE_LEVELS) + ".", True,
@@ -107,49 +152,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
         Key("suspected", "string", "With refer: what the clinician should rule out."),
         _REPLACE,
     ),
-    "urgency": _keys(*(Key(u, "table", f"`action` text for a {u} referral.") for u in URGENCIES)),
+    "urgency": _keys(*(Key(u, "table", f"`action` text for a {u} referral.", keys=tuple(URGENCY_KEYS.values()))
+                       for u in URGENCIES)),
     "example": _keys(
         Key("name", "string", "The example's name, shown when it fails.", True),
-        Key("profile", "table", "The profile to recommend for.", True),
-        Key("expect", "table", "What the result must show.", True),
+        Key("profile", "table", "The profile to recommend for.", True, values="any"),
+        Key("expect", "table", "What the result must show.", True, keys=tuple(EXPECT_KEYS.values())),
     ),
 }
 
-THEN_KEYS = _keys(
-    Key("derive", "string or table", "Derive a fact: a name (value true) or { name = value, ... }."),
-    Key("score", "table", "Add weights to techniques: { technique_id = weight, ... }, each weight a number "
-        f"from -{MAX_WEIGHT} to {MAX_WEIGHT}."),
-    Key("flag", "id or list of ids", "Raise red flags (safety)."),
-    Key("exclude", "table", "Rule out techniques: { techniques, max_pressure, only, all } (safety)."),
-    Key("refer", "table", "Refer to a clinician: { urgency, suspected } (safety)."),
-    Key("note", "string", "Add a note to the result."),
-    Key("warn", "string", "Add a warning to the result (safety)."),
+#: Keys of a rule file that are not tables: they go before its first table.
+TOP_LEVEL_KEYS = _keys(
+    Key("disable", "list of ids", "Rules of earlier packs to switch off, by id."),
 )
-EXCLUDE_KEYS = _keys(
-    Key("techniques", "list of ids", "Techniques ruled out."),
-    Key("max_pressure", "string", "Rule out techniques firmer than this.", choices=PRESSURES),
-    Key("only", "list of ids", "Rule out every technique but these."),
-    Key("all", "bool", "Rule out every technique."),
-)
-REFER_KEYS = _keys(
-    Key("urgency", "string", "emergency, urgent or routine.", True, URGENCIES),
-    Key("suspected", "string", "What the clinician should rule out.", True),
-)
-EXPECT_KEYS = _keys(
-    Key("first", "id", "This technique ranks first."),
-    Key("order", "list of ids", "These techniques are recommended, in this relative order."),
-    Key("top_n", "int", "How many places `in_top` looks at (default 3)."),
-    Key("in_top", "list of ids", "These techniques are among the first `top_n`."),
-    Key("absent", "list of ids", "These techniques are not recommended."),
-    Key("excluded", "list of ids", "These techniques are in `excluded`."),
-    Key("fired", "list of ids", "These rules fired."),
-    Key("not_fired", "list of ids", "These rules did not fire."),
-    Key("referral", "string", "The referral urgency, or none.", choices=(*URGENCIES, "none")),
-    Key("no_techniques", "bool", "No technique is recommended (true) or at least one is (false)."),
-    Key("facts", "table", "These facts were derived, with these values."),
-)
-URGENCY_KEYS = _keys(
-    Key("action", "string", "What the person should do, shown with every referral of this urgency.", True),
-)
-TOP_LEVEL = {*SCHEMA, "disable"}
+TOP_LEVEL = {*SCHEMA, *TOP_LEVEL_KEYS}
 SAFETY_CONCLUSIONS = ("flag", "exclude", "refer", "warn")

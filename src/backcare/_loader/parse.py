@@ -305,7 +305,7 @@ def _control_characters(ctx: _Ctx, value: Any, path: str) -> None:
 def _parse_text(text: str, shown: str, pack: _RawPack, problems: list[Problem]) -> None:
     found = _prescan(text)
     if found:
-        problems.append(Problem(f"not read: {found[0]}", shown, found[1], kind="file"))
+        problems.append(Problem(f"not read: {found[0]}", shown, found[1], kind="input"))
         return
     try:
         data = tomllib.loads(text)
@@ -316,7 +316,7 @@ def _parse_text(text: str, shown: str, pack: _RawPack, problems: list[Problem]) 
         problems.append(Problem(f"not valid TOML: {exc}{hint}", shown, line, kind="file"))
         return
     except (ValueError, RecursionError) as exc:  # pragma: no cover - the prescan refuses what causes these
-        problems.append(Problem(f"not read: {exc}", shown, kind="file"))
+        problems.append(Problem(f"not read: {exc}", shown, kind="input"))
         return
     locator = _Locator(text)
     for key in data:

@@ -191,14 +191,14 @@ def _read_pack(path: Path, problems: list[Problem], max_pack_bytes: int | None =
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        problems.append(Problem(f"rule pack not found: {path}", str(path), kind="file"))
+        problems.append(Problem("rule pack not found", str(path), kind="input"))
         return None
     except OSError as exc:
-        problems.append(Problem(f"cannot read rule pack: {exc.strerror or exc}", str(path), kind="file"))
+        problems.append(Problem(f"cannot read rule pack: {exc.strerror or exc}", str(path), kind="input"))
         return None
     if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
         problems.append(Problem(f"a rule pack is a .toml file or a directory of them; this is {_file_kind(mode)}",
-                                str(path), kind="file"))
+                                str(path), kind="input"))
         return None
     try:
         files = pack_files(path)
@@ -206,7 +206,7 @@ def _read_pack(path: Path, problems: list[Problem], max_pack_bytes: int | None =
         problems.extend(exc.problems)
         return None
     if not files:
-        problems.append(Problem("no .toml rule files in this directory", str(path), kind="file"))
+        problems.append(Problem("no .toml rule files in this directory", str(path), kind="input"))
     texts = []
     left = limit
     setting = f"set {MAX_PACK_BYTES_ENV} to allow more"
@@ -218,9 +218,9 @@ def _read_pack(path: Path, problems: list[Problem], max_pack_bytes: int | None =
             if exc.too_large:
                 what = "rule file" if len(files) == 1 else f"rule pack {path}"
                 problems.append(Problem(f"{what} is larger than {describe_bytes(limit)} ({setting})", str(file),
-                                        kind="file"))
+                                        kind="input"))
                 return None
-            problems.append(Problem(str(exc), str(file), kind="file"))
+            problems.append(Problem(str(exc), str(file), kind="input"))
             continue
         left -= len(data)
     return PackText(str(path), tuple(texts))
@@ -258,11 +258,11 @@ def pack_files(path: Path) -> list[Path]:
             here = (info.st_dev, info.st_ino)
             children = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
-            problems.append(Problem(f"cannot read directory: {exc.strerror or exc}", str(directory), kind="file"))
+            problems.append(Problem(f"cannot read directory: {exc.strerror or exc}", str(directory), kind="input"))
             return
         if here in ancestors:
             problems.append(Problem("symbolic link loop: this directory leads back to one that contains it",
-                                    str(directory), kind="file"))
+                                    str(directory), kind="input"))
             return
         for entry in children:
             entries += 1
@@ -279,20 +279,20 @@ def pack_files(path: Path) -> list[Path]:
                 try:
                     regular = stat.S_ISREG(os.stat(child).st_mode)
                 except OSError as exc:
-                    problems.append(Problem(f"cannot read rule file: {exc.strerror or exc}", str(child), kind="file"))
+                    problems.append(Problem(f"cannot read rule file: {exc.strerror or exc}", str(child), kind="input"))
                     continue
                 if not regular:
                     problems.append(Problem(f"rule file is {_file_kind(os.stat(child).st_mode)}, not a regular file",
-                                            str(child), kind="file"))
+                                            str(child), kind="input"))
                     continue
                 found.append(child)
 
     walk(path, ())
     if not problems and entries > MAX_DIRECTORY_ENTRIES:
         problems.append(Problem(f"more than {MAX_DIRECTORY_ENTRIES:,} directory entries: is this a rule pack?",
-                                str(path), kind="file"))
+                                str(path), kind="input"))
     elif not problems and len(found) > MAX_PACK_FILES:
-        problems.append(Problem(f"more than {MAX_PACK_FILES:,} rule files in one pack", str(path), kind="file"))
+        problems.append(Problem(f"more than {MAX_PACK_FILES:,} rule files in one pack", str(path), kind="input"))
     if problems:
         raise RuleError(problems)
     return sorted(found)
