@@ -1,4 +1,4 @@
-"""The built wheel works on its own: rules inside it, run from outside the checkout."""
+"""The built wheel works on its own: rules inside it, run from outside the checkout and from the clone."""
 
 from __future__ import annotations
 
@@ -52,4 +52,15 @@ def test_wheel_installs_and_recommends_outside_the_checkout(tmp_path):
                          capture_output=True, text=True)
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "rule coverage 100%" in cli.stdout
+
+    # The README's own commands, from the clone, with backcare installed from it
+    # (not editable): the clone's rules/ is the installed default pack's source,
+    # not a second pack (it gave 138 "already defined" problems).
+    for command in (["rules", "test", "rules/"], ["rules", "test", "./rules"], ["rules", "check", "rules/"]):
+        cli = subprocess.run([str(env_dir / "bin" / "backcare"), *command], cwd=ROOT, env=env,
+                             capture_output=True, text=True)
+        assert cli.returncode == 0, (command, cli.stdout + cli.stderr)
+        assert "already defined" not in cli.stderr
+        if command[1] == "test":
+            assert " 0 failed; rule coverage 100%" in cli.stdout, cli.stdout
 
