@@ -33,7 +33,19 @@ import attrs
 from .._errors import Problem, RuleError, suggestion_budget
 from .._model import Rulebase
 from .checks import Cause, check_rulebase, effective_fields, validate
-from .keys import EXCLUDE_KEYS, EXPECT_KEYS, ID_RE, NAME_RE, REFER_KEYS, SCHEMA, THEN_KEYS, TOP_LEVEL, Key
+from .keys import (
+    EXCLUDE_KEYS,
+    EXPECT_KEYS,
+    ID_RE,
+    NAME_RE,
+    REFER_KEYS,
+    SCHEMA,
+    THEN_KEYS,
+    TOP_LEVEL,
+    TOP_LEVEL_KEYS,
+    URGENCY_KEYS,
+    Key,
+)
 from .limits import (
     MAX_COMBINATIONS_PER_RULE,
     MAX_CONDITIONS_PER_RULE,
@@ -67,6 +79,8 @@ __all__ = [
     "REFER_KEYS",
     "THEN_KEYS",
     "TOP_LEVEL",
+    "TOP_LEVEL_KEYS",
+    "URGENCY_KEYS",
     "MAX_COMBINATIONS_PER_RULE",
     "MAX_CONDITIONS_PER_RULE",
     "MAX_FACT_NAMES",
