@@ -6,40 +6,12 @@ import textwrap
 
 import pytest
 
+from .test_tooling import CLINIC
+
 pytestmark = pytest.mark.slow  # each test runs pytest in a fresh process
 
 
-PACK = """
-[[technique]]
-id = "hot_stones"
-name = "Hot stones"
-description = "Smooth heated stones on the back."
-pressure = "light"
-
-[[source]]
-id = "clinic.protocol"
-kind = "convention"
-citation = "House protocol"
-
-[[rule]]
-id = "clinic.relax"
-title = "Hot stones to relax"
-when = { goal = "relaxation" }
-then = { score = { hot_stones = 4 } }
-because = "The clinic offers hot stones to people who come to relax."
-source = "clinic.protocol"
-evidence = "claim"
-
-[[example]]
-name = "relaxation: hot stones first"
-profile = { goal = "relaxation" }
-expect = { first = "hot_stones", fired = ["clinic.relax"] }
-
-[[example]]
-name = "wrong on purpose"
-profile = { goal = "relaxation" }
-expect = { first = "kneading" }
-"""
+PACK = CLINIC  # two examples, one failing on purpose
 
 
 @pytest.fixture

@@ -518,3 +518,40 @@ def test_duplicate_keys_on_standard_input_are_bad_input(capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(DUPLICATE.encode())))
     code, out, err = run(capsys, "recommend", "--json", "-")
     assert code == 2 and not out and "key 'red_flags' is given twice" in err
+
+
+def _number_tests():
+    from hypothesis import strategies as st
+
+    from backcare._model import Test
+
+    value = st.one_of(st.integers(-12, 12), st.sampled_from([-2.5, -0.5, 0.5, 1.5, 7.25]))
+    single = st.builds(Test, st.sampled_from(["eq", "ne", "gt", "ge", "lt", "le"]), value)
+    within = st.builds(lambda vs: Test("in", tuple(vs)), st.lists(value, min_size=1, max_size=3))
+    return st.lists(st.one_of(single, within), min_size=1, max_size=3)
+
+
+def test_never_holds_agrees_with_trying_every_value():
+    """The range reasoning behind "can never hold" against brute force over every value that matters."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from backcare._loader.checks import _holds, _number_range_holds
+    from backcare._profile import FieldSpec
+
+    bound = st.one_of(st.none(), st.integers(-10, 10))
+
+    @given(st.sampled_from(["int", "number"]), bound, bound, _number_tests())
+    def check(kind, lo, hi, tests):
+        spec = FieldSpec("f", kind, "d", minimum=lo, maximum=hi)
+        # Every value where the answer can change, and points between and beyond them.
+        marks = sorted({float(v) for t in tests for v in (t.value if isinstance(t.value, tuple) else (t.value,))}
+                       | {float(b) for b in (lo, hi) if b is not None})
+        points = set(marks) | {m + d for m in marks for d in (-1, -0.25, 0.25, 1)}
+        points |= {(a + b) / 2 for a, b in zip(marks, marks[1:])}
+        if kind == "int":
+            points = set(range(-40, 41))
+        accepted = [v for v in points if (lo is None or v >= lo) and (hi is None or v <= hi)]
+        assert _number_range_holds(tuple(tests), spec) == any(all(_holds(t, v) for t in tests) for v in accepted)
+
+    check()

@@ -64,7 +64,7 @@ class Recommender:
     The compiled rules live in durable-rules' C memory (about 0.6 MB for the
     default rules) until the recommender is closed, by :meth:`close`, a
     ``with`` block, or when it is garbage-collected. ``max_pack_bytes`` caps
-    the size of each pack read from disk (default: the
+    the size of each extra pack read from disk (default: the
     ``BACKCARE_MAX_PACK_BYTES`` environment variable, else 4 MiB).
 
     >>> rec = Recommender()

@@ -25,6 +25,7 @@ The work is done in stages, one module each:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -128,7 +129,8 @@ def load(
 
     A pack is a path (a TOML file or a directory of them) or a :class:`PackText`.
     ``max_pack_bytes`` caps the size of each pack read from disk (default:
-    the ``BACKCARE_MAX_PACK_BYTES`` environment variable, else 4 MiB).
+    the ``BACKCARE_MAX_PACK_BYTES`` environment variable, else 4 MiB), but
+    the default pack's, which ships with backcare.
     """
     return load_with_sources(packs, allow_safety_overrides=allow_safety_overrides,
                              max_pack_bytes=max_pack_bytes)[0]
@@ -145,6 +147,7 @@ def load_with_sources(
     raw_packs: list[_RawPack] = []
     sources: list[PackText] = []
     knock_ons: list[tuple[Problem, Cause]] = []
+    default = default_rules_path()
     with suggestion_budget(SUGGESTION_BUDGET):
         for item in packs:
             if isinstance(item, PackText):
@@ -152,7 +155,9 @@ def load_with_sources(
                 if not item.files:
                     problems.append(Problem("no rule files in this in-memory pack", item.name, kind="input"))
             else:
-                source = _read_pack(Path(item), problems, max_pack_bytes)
+                # The default pack ships with backcare: the cap is for the packs people bring.
+                shipped = Path(item) == default
+                source = _read_pack(Path(item), problems, sys.maxsize if shipped else max_pack_bytes)
             if source is None:
                 continue
             sources.append(source)
@@ -210,15 +215,15 @@ def _report(problems: list[Problem], knock_ons: Iterable[tuple[Problem, Cause]],
         elif p is group[0]:
             folded.append(attrs.evolve(p, message=p.message + f" (and {len(group) - 1:,} more problems at this "
                                        "line and key, not listed)"))
+    # Files in the order they were read, then any others (a pack that could
+    # not be read) as first met, then problems with no file.
     rank = {name: i for i, name in reversed(list(enumerate(files)))}
-    seen: dict[str | None, int] = {}
     for p in folded:
-        seen.setdefault(p.file, len(seen))
+        if p.file is not None:
+            rank.setdefault(p.file, len(files) + len(rank))
 
-    def key(p: Problem) -> tuple[int, int, int, int]:
-        known = p.file in rank and p.file is not None
-        return (0 if known else 1 if p.file not in (None, "<rules>") else 2,
-                rank[p.file] if known and p.file is not None else seen[p.file], p.line or 0, 0)
+    def key(p: Problem) -> tuple[int, int]:
+        return (rank[p.file] if p.file is not None else len(rank) + len(files), p.line or 0)
 
     ordered = sorted(folded, key=key)
     if len(ordered) > MAX_REPORTED_PROBLEMS:

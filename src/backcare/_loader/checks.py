@@ -56,7 +56,7 @@ def validate(rb: Rulebase) -> list[Problem]:
 
 
 def check_rulebase(
-    rb: Rulebase, broken: Mapping[Cause, None] = {}, broken_facts: Mapping[str, Cause] = {}
+    rb: Rulebase, broken: Mapping[Cause, None] | None = None, broken_facts: Mapping[str, Cause] | None = None
 ) -> list[tuple[Problem, Cause | None]]:
     """:func:`validate`, each problem with the entry it is a knock-on of, if any.
 
@@ -64,6 +64,8 @@ def check_rulebase(
     ``broken_facts`` the facts they would have given: a reference to one of
     them fails only because of that first problem.
     """
+    broken = broken or {}
+    broken_facts = broken_facts or {}
     problems: list[tuple[Problem, Cause | None]] = []
     types = _fact_types(rb)
     known_facts = set(types)
@@ -248,8 +250,8 @@ def _number_range_holds(tests: tuple[Test, ...], spec: FieldSpec) -> bool:
     if points is not None:
         return any(inside(v) for v in points)
     if spec.type == "int":
-        first = math.floor(lo) + 1 if lo_open or not float(lo).is_integer() else lo
-        last = math.ceil(hi) - 1 if hi_open or not float(hi).is_integer() else hi
+        first = lo if math.isinf(lo) else math.floor(lo) + 1 if lo_open or not float(lo).is_integer() else lo
+        last = hi if math.isinf(hi) else math.ceil(hi) - 1 if hi_open or not float(hi).is_integer() else hi
         if first > last:
             return False
         # A range holds as long as the tests exclude fewer of its integers than it has.
@@ -302,7 +304,7 @@ def _check_cycles(rb: Rulebase) -> list[Problem]:
 
 
 
-def _check_examples(rb: Rulebase, broken_facts: Mapping[str, Cause] = {}) -> list[tuple[Problem, Cause | None]]:
+def _check_examples(rb: Rulebase, broken_facts: Mapping[str, Cause]) -> list[tuple[Problem, Cause | None]]:
     """Examples must name things that exist and give valid profiles, so a typo fails on load, not in a test."""
     out: list[tuple[Problem, Cause | None]] = []
     fields = effective_fields(rb)

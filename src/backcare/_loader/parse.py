@@ -335,7 +335,11 @@ def _parse_text(text: str, shown: str, pack: _RawPack, problems: list[Problem]) 
             if isinstance(value, list) and any(isinstance(d, str) and CONTROL_RE.search(d) for d in value):
                 problems.append(Problem("a rule id holds a control character", shown, locator.top_level("disable"),
                                         key="disable"))
-        elif table in ("pack", "urgency"):
+        elif table == "urgency" and isinstance(value, dict):
+            for level, entry in value.items():  # each [urgency.<level>] locates its own keys
+                _control_characters(_Ctx(problems, shown, locator, f"urgency.{level}", 0),
+                                    entry if isinstance(entry, dict) else {level: entry}, "")
+        elif table == "pack":
             _control_characters(_Ctx(problems, shown, locator, table, 0), value, "")
         elif table in SCHEMA and isinstance(value, list):
             for index, entry in enumerate(value):
@@ -685,5 +689,6 @@ def _parse_example(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
             value = tuple(sorted(value.items()))
         kw[key] = value
     if name and profile is not None and len(ctx.problems) == before:
-        pack.examples.append(Example(name, tuple(sorted(profile.items())), Expectation(**kw), ctx.origin()))
+        pack.examples.append(Example(name, tuple(sorted(profile.items())), Expectation(**kw),
+                                     ctx.origin(("profile", "expect"))))
 
