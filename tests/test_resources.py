@@ -190,7 +190,8 @@ def _running(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads child processes from /proc")
-def test_ctrl_c_stops_recommend_many_with_processes_promptly_and_leaves_no_process(tmp_path):
+@pytest.mark.parametrize("wait", [0.0, 1.0], ids=["while the workers start", "while they work"])
+def test_ctrl_c_stops_recommend_many_with_processes_promptly_and_leaves_no_process(tmp_path, wait):
     script = tmp_path / "batch.py"
     script.write_text(textwrap.dedent("""
         import sys, backcare
@@ -213,7 +214,7 @@ def test_ctrl_c_stops_recommend_many_with_processes_promptly_and_leaves_no_proce
         deadline = time.monotonic() + 120
         while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(1.0)  # the workers are busy with their chunks
+        time.sleep(wait)
         workers = _children(proc.pid)
         assert len(workers) >= 2
         sent = time.monotonic()

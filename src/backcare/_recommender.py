@@ -251,7 +251,20 @@ class Recommender:
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(self,))
         try:
-            return list(pool.map(_worker_recommend, profiles, chunksize=chunk))
+            # Ctrl-C at a terminal reaches every process of the group. The
+            # workers start (inside map) with SIGINT blocked, which they keep:
+            # the parent stops them, so none prints a traceback of its own,
+            # even when interrupted while still starting up. A Ctrl-C meant
+            # for the parent in that moment arrives as soon as map returns.
+            blocked = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+            if blocked:
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                results = pool.map(_worker_recommend, profiles, chunksize=chunk)
+            finally:
+                if blocked:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            return list(results)
         except BaseException:
             # Ctrl-C or a failure: stop the workers now rather than let them
             # finish every queued chunk first, and leave none behind.
@@ -349,8 +362,8 @@ _worker: Recommender | None = None
 def _worker_init(recommender: Recommender) -> None:
     global _worker
     _worker = recommender
-    # Ctrl-C at a terminal reaches every process of the group: the parent
-    # stops the workers, so they need not each print a traceback.
+    # Where the signal mask was not inherited (see _evaluate_all), ignore
+    # Ctrl-C here: the parent stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
