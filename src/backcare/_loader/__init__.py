@@ -2,23 +2,28 @@
 
 Rule files are data. They are parsed with ``tomllib`` and nothing in them is
 ever executed or imported. Every problem found is collected with its file,
-line, rule id and key, and reported together in one :class:`RuleError`, so a
-rule author fixes a pack in one pass.
+line, entry (kind and id) and key, and reported together in one
+:class:`RuleError`, sorted by file and line with knock-on problems folded into
+their cause, so a rule author fixes a pack in one pass.
 
 The work is done in stages, one module each:
 
 ``read``
-    finding a pack's files and reading them (:class:`PackText`);
+    finding a pack's files and reading them (:class:`PackText`): regular
+    files only, within a size cap;
 ``keys``
     the accepted keys, described once in :data:`SCHEMA`, which the parser
-    checks files against and the documentation renders;
+    checks files against, and ``backcare schema pack`` and the documentation
+    render;
 ``parse``
-    one file's tables into raw entries, checking each value's shape;
+    one file's tables into raw entries, checking each value's shape, after
+    bounding its nesting and number sizes for the TOML parser;
 ``merge``
     packs merged in order: ids, ``replace``, ``disable`` and the protection
     of safety rules;
 ``checks``
-    cross-references on the merged rulebase;
+    cross-references on the merged rulebase, conditions that can never
+    hold, and the examples' profiles;
 ``limits``
     durable-rules' limits, refused before the engine sees a pack.
 """

@@ -1,4 +1,4 @@
-"""Cross-reference checks on a merged rulebase: every name resolves, types agree, no cycles."""
+"""Checks on a merged rulebase: every name resolves, types agree, conditions can hold, no cycles, examples valid."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def check_rulebase(
                     broken_facts.get(cond.fact),
                 )
                 continue
-            found = _check_tests(rule, cond, types[cond.fact], rb)
+            found = _check_tests(cond, types[cond.fact], rb)
             if not found and "list" not in types[cond.fact]:
                 found = _never_holds(cond, rb.fields.get(cond.fact), derived.get(cond.fact, set()))
             for message, cause in found:
@@ -139,7 +139,7 @@ def check_rulebase(
     return problems
 
 
-def _check_tests(rule: Rule, cond: Condition, types: set[str], rb: Rulebase) -> list[tuple[str, Cause | None]]:
+def _check_tests(cond: Condition, types: set[str], rb: Rulebase) -> list[tuple[str, Cause | None]]:
     """Tests that can never match for their type or choices: (message, knock-on cause)."""
     out: list[tuple[str, Cause | None]] = []
     spec = rb.fields.get(cond.fact)

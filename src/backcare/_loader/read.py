@@ -191,7 +191,7 @@ def _read_pack(path: Path, problems: list[Problem], max_pack_bytes: int | None =
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        problems.append(Problem("rule pack not found", str(path), kind="input"))
+        problems.append(Problem(f"rule pack not found: {path}", str(path), kind="input"))
         return None
     except OSError as exc:
         problems.append(Problem(f"cannot read rule pack: {exc.strerror or exc}", str(path), kind="input"))
