@@ -59,3 +59,14 @@ def test_a_broken_or_empty_pack_fails_instead_of_passing_silently(project):
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "--backcare-pack", "rules/clinic")
     result.assert_outcomes(passed=1, failed=1)
     assert "no [[example]] in this rule pack" in result.stdout.str()
+
+
+def test_a_copy_of_the_default_pack_runs_as_the_default_pack(pytester):
+    import shutil
+
+    from backcare._loader import default_rules_path
+
+    shutil.copytree(default_rules_path(), pytester.path / "rules")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--backcare-pack", "rules")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 30 and "failed" not in outcomes and "error" not in outcomes, outcomes

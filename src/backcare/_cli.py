@@ -30,19 +30,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ._errors import BackcareError, Problem, RuleError
-from ._loader import default_rules_path
-from ._loader.read import (
-    InputRefused,
-    PackText,
-    _read_pack,
-    byte_limit,
-    decode_utf8,
-    describe_bytes,
-    read_limited,
-)
-from ._recommender import Recommender, _digest
-from ._ruletest import run_examples
+from ._errors import BackcareError, RuleError
+from ._loader.read import InputRefused, PackText, byte_limit, decode_utf8, describe_bytes, read_limited
+from ._recommender import Recommender
+from ._ruletest import read_packs, run_examples
 from ._schema import pack_schema, profile_schema, result_schema
 from ._text import escape_controls, quote
 
@@ -237,35 +228,8 @@ def _err(message: str) -> None:
 # Packs
 
 
-def _read(path: str) -> PackText:
-    problems: list[Problem] = []
-    text = _read_pack(Path(path), problems)
-    if problems or text is None:
-        raise RuleError(problems)
-    return text
-
-
 def _packs(args: argparse.Namespace, paths: Sequence[str]) -> tuple[list[PackText], list[str]]:
-    """The extra packs to load, read once, and the pack names of ``paths`` to report on.
-
-    A path holding the default pack's own files is the default pack: it is
-    not loaded twice, and its name is the default pack's.
-    """
-    default_name = str(default_rules_path())
-    default_digest = _digest(_read(default_name)) if not args.no_default else None
-    extra: list[PackText] = []
-    names: list[str] = []
-    for path in paths:
-        text = _read(path)
-        if default_digest is not None and _digest(text) == default_digest:
-            name = default_name
-        else:
-            name = text.name
-            if all(p.name != name for p in extra):
-                extra.append(text)
-        if name not in names:
-            names.append(name)
-    return extra, names
+    return read_packs(paths, include_default=not args.no_default)
 
 
 def _recommender(args: argparse.Namespace, paths: Sequence[str], **kw: Any) -> Recommender:

@@ -120,12 +120,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not packs:
         return
     from ._recommender import Recommender
-    from ._ruletest import same_pack
+    from ._ruletest import read_packs, same_pack
 
     state: dict[str, Any] = {"files": {}}
     config.stash[_STATE] = state
+    include_default = not config.getini("backcare_no_default")
     try:
-        recommender = Recommender(packs, include_default=not config.getini("backcare_no_default"),
+        extra, names = read_packs(packs, include_default=include_default)
+        recommender = Recommender(extra, include_default=include_default,
                                   allow_safety_overrides=config.getini("backcare_allow_safety_overrides"),
                                   cache_size=0)
     except RuleError as exc:
@@ -135,18 +137,18 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     state["recommender"] = recommender
     files: dict[Path, list[Example]] = state["files"]
-    found = {pack: 0 for pack in packs}
+    found = {name: 0 for name in names}
     for example in recommender.rulebase.examples:
         origin = example.origin
-        owner = next((p for p in packs if origin and origin.pack and same_pack(origin.pack, str(p))), None)
+        owner = next((n for n in names if origin and origin.pack and same_pack(origin.pack, n)), None)
         if origin is None or owner is None:
             continue
         found[owner] += 1
         files.setdefault(Path(origin.file).resolve(), []).append(example)
     for path in sorted(files):
         items.extend(PackFile.from_parent(session, path=path).collect())
-    for pack, count in found.items():
+    for name, count in found.items():
         if not count:  # a pack under test that tests nothing must not pass silently
-            holder = PackFile.from_parent(session, path=pack.resolve())
-            items.append(PackItem.from_parent(holder, name="examples", message=f"{pack}: no [[example]] in this "
+            holder = PackFile.from_parent(session, path=Path(name).resolve())
+            items.append(PackItem.from_parent(holder, name="examples", message=f"{name}: no [[example]] in this "
                                               "rule pack, so nothing of it is tested"))

@@ -17,9 +17,11 @@ from typing import Any
 
 import attrs
 
-from ._errors import BackcareError
+from ._errors import BackcareError, Problem, RuleError
+from ._loader import default_rules_path
+from ._loader.read import PackText, _read_pack
 from ._model import Example, Expectation
-from ._recommender import Recommender
+from ._recommender import Recommender, _digest
 from ._result import Recommendation
 
 
@@ -199,6 +201,39 @@ def same_pack(a: str, b: str) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except (OSError, RuntimeError):  # a symlink loop: the names differ, so do the packs
         return False
+
+
+def _read(path: str | Path) -> PackText:
+    problems: list[Problem] = []
+    text = _read_pack(Path(path), problems)
+    if problems or text is None:
+        raise RuleError(problems)
+    return text
+
+
+def read_packs(paths: Sequence[str | Path], *, include_default: bool = True) -> tuple[list[PackText], list[str]]:
+    """The packs under test, each read once, and the names to report them by.
+
+    A path holding the default pack's own files (a checkout's ``rules/``
+    beside an installed backcare) is the default pack: it is not loaded a
+    second time, and its name is the default pack's. Returns the extra packs
+    to load on top of the default and every pack's name, in order.
+    """
+    default_name = str(default_rules_path())
+    default_digest = _digest(_read(default_name)) if include_default else None
+    extra: list[PackText] = []
+    names: list[str] = []
+    for path in paths:
+        text = _read(path)
+        if default_digest is not None and _digest(text) == default_digest:
+            name = default_name
+        else:
+            name = text.name
+            if all(p.name != name for p in extra):
+                extra.append(text)
+        if name not in names:
+            names.append(name)
+    return extra, names
 
 
 def select(examples: Iterable[Example], keyword: str | None) -> list[Example]:

@@ -1,4 +1,4 @@
-"""Checks on a merged rulebase: every name resolves, types agree, conditions can hold, no cycles, examples valid."""
+"""Checks on a merged rulebase: names resolve, types agree, conditions can hold, no cycles, valid examples."""
 
 from __future__ import annotations
 
