@@ -220,6 +220,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{before / MiB:.1f} MiB / {after / MiB:.1f} MiB",
         f"growth < 5 MiB: {'met' if growth < 5 else 'NOT met'} ({growth:+.2f} MiB)")
 
+    # recommenders built and dropped: each must give its engine memory back
+    builds = 300 if args.quick else 3_000
+    for _ in range(20):
+        backcare.Recommender().recommend(profiles[0])
+    gc.collect()
+    before = rss()
+    for i in range(builds):
+        backcare.Recommender().recommend(profiles[i % n])
+    gc.collect()
+    after = rss()
+    growth = (after - before) / MiB
+    row(f"RSS before / after {builds:,} Recommenders built and dropped",
+        f"{before / MiB:.1f} MiB / {after / MiB:.1f} MiB",
+        f"growth < 50 MiB: {'met' if growth < 50 else 'NOT met'} ({growth:+.2f} MiB)")
+
     if not args.no_dask:
         for workers in (1, 2):
             rate = dask_rate(profiles, workers)

@@ -12,6 +12,9 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 import backcare
 
+# pytest's own fixture for running pytest inside a test: tests/test_pytest_plugin.py uses it.
+pytest_plugins = ("pytester",)
+
 settings.register_profile(
     "backcare", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True,
     database=None,  # nothing is written outside temporary directories

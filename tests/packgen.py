@@ -89,16 +89,27 @@ def _value(fact_type: str) -> st.SearchStrategy[Any]:
 
 
 @st.composite
-def _condition(draw: st.DrawFn, fact: Fact) -> Any:
+def _condition(draw: st.DrawFn, fact: Fact, witness: Any) -> Any:
+    """A condition on ``fact`` that ``witness`` meets, so it can hold (the loader refuses one that cannot)."""
     if fact.type == "list":
-        return {"contains": draw(_value("list"))}
+        return {"contains": witness}
     if fact.type == "bool":
-        return draw(st.one_of(st.booleans(), st.builds(lambda b: {"ne": b}, st.booleans())))
+        return witness if draw(st.booleans()) else {"ne": not witness}
     value = _value(fact.type)
+    others = value.filter(lambda v: v != witness)
     ops = ["eq", "ne", "in"] + (["gt", "ge", "lt", "le"] if fact.type in ("int", "number") else [])
     tests: dict[str, Any] = {}
     for op in draw(st.lists(st.sampled_from(ops), min_size=1, max_size=2, unique=True)):
-        tests[op] = draw(st.lists(value, min_size=1, max_size=4)) if op == "in" else draw(value)
+        if op == "eq":
+            tests[op] = witness
+        elif op == "ne":
+            tests[op] = draw(others)
+        elif op == "in":
+            tests[op] = draw(st.permutations([witness, *draw(st.lists(value, max_size=3))]))
+        else:  # a bound the witness is inside
+            below, above = witness - draw(st.sampled_from([1, 2, 0.5])), witness + draw(st.sampled_from([1, 2, 0.5]))
+            tests[op] = {"gt": below, "ge": draw(st.sampled_from([below, witness])),
+                         "lt": above, "le": draw(st.sampled_from([above, witness]))}[op]
     if list(tests) == ["eq"] and draw(st.booleans()):
         return tests["eq"]  # the short form: fact = value
     return tests
@@ -128,20 +139,21 @@ def packs(draw: st.DrawFn, max_rules: int = 14) -> Pack:
         field_entries.append(entry)
 
     rules: list[dict[str, Any]] = []
-    derivable: set[str] = set()
+    derivable: dict[str, list[Any]] = {}  # derived fact -> the values rules derive for it so far
     for i in range(draw(st.integers(1, max_rules))):
         layer = draw(st.integers(0, len(derived)))  # may test derived facts below this layer
         testable = fields + [d for d in derived[:layer] if d.name in derivable]
         when = {}
         for fact in draw(st.lists(st.sampled_from(testable), min_size=1, max_size=3, unique=True)):
-            when[fact.name] = draw(_condition(fact))
+            witness = draw(st.sampled_from(derivable[fact.name]) if not fact.field else _value(fact.type))
+            when[fact.name] = draw(_condition(fact, witness))
         then: dict[str, Any] = {}
         rule: dict[str, Any] = {"id": f"r{i}", "title": f"Rule {i}", "when": when}
         kind = draw(st.sampled_from(["derive", "score", "score", "exclude", "note"]))
         if kind == "derive" and layer < len(derived):
             target = derived[draw(st.integers(layer, len(derived) - 1))]
             then["derive"] = {target.name: draw(_value(target.type))}
-            derivable.add(target.name)
+            derivable.setdefault(target.name, []).append(then["derive"][target.name])
         elif kind == "exclude":
             ex = draw(st.sampled_from(["techniques", "max_pressure", "only", "all"]))
             then["exclude"] = {

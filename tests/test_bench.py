@@ -30,9 +30,10 @@ def test_bench_quick_prints_the_table():
         "batch, cache on, warm",
         "with the cyclic GC running",
         "RSS before / after 3,000 recommend() calls",
+        "Recommenders built and dropped",
         "Dask recommend_frame, LocalCluster 1 worker",
         "Dask recommend_frame, LocalCluster 2 worker",
         "Where one call's time goes",
     ):
         assert label in out, label
-    assert out.count(": met") + out.count(": NOT met") == 5  # every target is judged (the cache one, cold and warm)
+    assert out.count(": met") + out.count(": NOT met") == 6  # every target is judged (the cache one, cold and warm)

@@ -238,7 +238,7 @@ def test_safety_rules_are_marked_and_cannot_be_outweighed(tmp_path):
             assert rule.safety, rule.id
     (tmp_path / "heavy.toml").write_text(
         '[[rule]]\nid = "clinic.heavy"\ntitle = "x"\nwhen = { conditions = { contains = "anticoagulants" } }\n'
-        'then = { score = { deep_pressure = 1e9 } }\nbecause = "x"\nsource = "furlan2015"\nevidence = "low"\n'
+        'then = { score = { deep_pressure = 1000 } }\nbecause = "x"\nsource = "furlan2015"\nevidence = "low"\n'
     )
     rec = backcare.Recommender([tmp_path])
     result = rec.recommend({"scar_tissue": True, "conditions": ["anticoagulants"]})

@@ -1,4 +1,4 @@
-"""The built wheel works on its own: rules inside it, run from outside the checkout.
+"""The built wheel works on its own: rules inside it, run from outside the checkout and from the clone.
 
 Also what a user's tools read from it: its metadata (version, Python
 versions) and its type hints (``py.typed``), and what happens where
@@ -173,3 +173,17 @@ def test_durable_rules_built_without_the_fix(wheel, tmp_path, outside):
     fixed = subprocess.run([str(py), "-c", "import backcare; print(backcare.recommend({}).techniques)"],
                            cwd=outside, env=CLEAN_ENV, capture_output=True, text=True)
     assert fixed.returncode == 0, fixed.stderr
+
+
+@pytest.mark.slow
+def test_the_readme_rules_commands_work_from_the_clone(installed):
+    # The README's own commands, from the clone, with backcare installed from it
+    # (not editable): the clone's rules/ is the installed default pack's source,
+    # not a second pack (it gave 138 "already defined" problems).
+    for command in (["rules", "test", "rules/"], ["rules", "test", "./rules"], ["rules", "check", "rules/"]):
+        cli = subprocess.run([str(installed.parent / "backcare"), *command], cwd=ROOT, env=CLEAN_ENV,
+                             capture_output=True, text=True)
+        assert cli.returncode == 0, (command, cli.stdout + cli.stderr)
+        assert "already defined" not in cli.stderr
+        if command[1] == "test":
+            assert " 0 failed; rule coverage 100%" in cli.stdout, cli.stdout

@@ -190,13 +190,14 @@ def rule_schema() -> list[str]:
                     "``action``: what the person should do, shown with every referral of that urgency.", ""]
         out += list_table(["Key", "Type", "Required", "Meaning"], _key_rows(keys), "backcare-keys", "16 14 10 60")
     out += ['.. _schema-disable:', ""] + heading("disable", "~")
-    others = sorted(_loader.TOP_LEVEL - set(_loader.SCHEMA))
+    others = sorted(_loader.TOP_LEVEL_KEYS)
     out += [f"A top-level key ({', '.join(lit(o) for o in others)}): a list of rule ids from earlier packs "
             "to switch off. See :ref:`packs`.", ""]
     nested = [("then", "The ``then`` table of a rule", _loader.THEN_KEYS),
               ("then.exclude", "``then.exclude``", _loader.EXCLUDE_KEYS),
               ("then.refer", "``then.refer``", _loader.REFER_KEYS),
-              ("example.expect", "The ``expect`` table of an example", _loader.EXPECT_KEYS)]
+              ("example.expect", "The ``expect`` table of an example", _loader.EXPECT_KEYS),
+              ("urgency.level", "Each ``[urgency.<level>]``", _loader.URGENCY_KEYS)]
     for name, title, keys in nested:
         out += [f".. _schema-{name}:", ""] + heading(title, "~")
         out += list_table(["Key", "Type", "Required", "Meaning"], _key_rows(keys), "backcare-keys", "16 14 10 60")
@@ -255,6 +256,29 @@ def engine_limits() -> list[str]:
     ]
     return list_table(["Limit", "At most", "What durable-rules 2.0.28 does past it"],
                       [[a, str(b), c] for a, b, c in rows], "backcare-limits", "40 12 48")
+
+
+def input_limits() -> list[str]:
+    """The bounds on what backcare reads, from the constants the loader and the command use."""
+    from backcare._loader import read
+
+    pack_bytes = read.describe_bytes(_loader.DEFAULT_MAX_PACK_BYTES)
+    profile_bytes = read.describe_bytes(_cli.DEFAULT_MAX_PROFILE_BYTES)
+    rows = [
+        ["size of a rule pack (all its files)", pack_bytes,
+         f"``{_loader.MAX_PACK_BYTES_ENV}``, or ``Recommender(max_pack_bytes=...)``; the default pack is not capped"],
+        ["rule files in one pack", f"{_loader.MAX_PACK_FILES:,}", ""],
+        ["directory entries looked at for one pack", f"{_loader.MAX_DIRECTORY_ENTRIES:,}", ""],
+        ["nesting in a rule file (tables, arrays and dotted-key parts together)", str(_loader.MAX_NESTING), ""],
+        ["digits of a number in a rule file", str(_loader.MAX_NUMBER_DIGITS), ""],
+        ["a weight in ``then.score``, either way", str(_loader.MAX_WEIGHT), ""],
+        ["problems listed for one load (more at one line and key are folded)",
+         f"{_loader.MAX_REPORTED_PROBLEMS:,}", ""],
+        ["size of a profile read by ``backcare recommend``", profile_bytes, f"``{_cli.MAX_PROFILE_BYTES_ENV}``"],
+        ["nesting of a JSON profile", str(_cli.MAX_JSON_DEPTH), ""],
+        ["digits of a number in a JSON profile", str(_cli.MAX_JSON_DIGITS), ""],
+    ]
+    return list_table(["What", "At most", "Set with"], rows, "backcare-limits", "50 15 35")
 
 
 def techniques(rb: _model.Rulebase) -> list[str]:
@@ -926,6 +950,7 @@ def generate(srcdir: Path) -> dict[str, str]:
         "condition-operators.rst": condition_operators(),
         "name-patterns.rst": name_patterns(),
         "engine-limits.rst": engine_limits(),
+        "input-limits.rst": input_limits(),
         "catalogue-summary.rst": catalogue_summary(rb),
         "catalogue-techniques.rst": techniques(rb),
         "catalogue-rules.rst": rules(rb),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import logging
 import math
 import threading
 from collections.abc import Iterable
@@ -31,6 +32,11 @@ from ._model import INPUT_OPERATORS, OPERATORS, Condition, Rule, Rulebase, Test
 from ._profile import Scalar
 
 Fact = tuple[str, Scalar]
+
+# durable logs a traceback of its own when Ctrl-C lands in its bookkeeping,
+# then re-raises it to us: the caller sees the KeyboardInterrupt, so stderr
+# need not, unless the application configures logging for "durable".
+logging.getLogger("durable").addHandler(logging.NullHandler())
 
 
 @attrs.frozen
@@ -137,6 +143,21 @@ class _QuietHost(_durable.Host):  # type: ignore[misc]
         return None
 
 
+class _Action(_durable.Promise):  # type: ignore[misc]
+    """A rule action whose exceptions reach the caller.
+
+    durable's own Promise catches BaseException from an action and keeps only
+    its text, so Ctrl-C inside a rule action came back as an EngineError.
+    Ordinary exceptions are still caught by the action itself (see
+    ``Engine._action``); KeyboardInterrupt and SystemExit pass through
+    durable, which re-raises them as themselves.
+    """
+
+    def run(self, c: Any, complete: Any) -> None:
+        self._func(c)
+        complete(None)
+
+
 class _Run:
     """Per-call state the rule actions write into (the lock makes it exclusive)."""
 
@@ -160,13 +181,13 @@ class Engine:
         self._counter = itertools.count()
         self._current: _Run | None = None
         self._live = 0
-        self._host = _QuietHost()
+        self._host: _QuietHost | None = _QuietHost()
         definition: dict[str, Any] = {}
         for index, rule in enumerate(rulebase.rules):
             aliases = tuple(f"c{j}" for j in range(len(rule.when)))
             definition[f"r{index}"] = {
                 "all": [{a: compile_condition(c)} for a, c in zip(aliases, rule.when)],
-                "run": self._action(rule, aliases),
+                "run": _Action(self._action(rule, aliases)),
             }
         # durable-rules keeps a session once any fact is asserted, counts it
         # against its ~1024-session limit, and segfaults deleting it unless an
@@ -178,6 +199,39 @@ class Engine:
             self._host.register_rulesets({self.RULESET: copy.copy(definition)})
         except Exception as exc:  # durable answers with bare error numbers
             raise EngineError(f"durable-rules refused the rulebase: {exc}") from exc
+
+    def close(self) -> None:
+        """Free the compiled ruleset inside durable-rules; later calls raise EngineError.
+
+        durable keeps every ruleset in C memory (about 0.6 MB for the default
+        rules) until it is deleted by handle; dropping the Python objects does
+        not free it.
+        """
+        with self._lock:
+            host, self._host = self._host, None
+            if host is None:
+                return
+            ruleset = host.get_ruleset(self.RULESET)
+            host._ruleset_directory.clear()  # the host's own references, and through them our actions
+            host._ruleset_list.clear()
+            _durable.durable_rules_engine.delete_ruleset(ruleset._handle)
+
+    def _end(self, host: _QuietHost, run: _Run, *, quiet: bool) -> None:
+        """Delete the call's session; ``quiet`` when another exception is already on its way."""
+        try:
+            if not run.firings:
+                host.assert_fact(self.RULESET, {"sid": run.sid, "n": _SENTINEL, "v": True})
+            host.delete_state(self.RULESET, run.sid)
+        except Exception:
+            if not quiet:
+                raise
+        finally:
+            self._live -= 1
+            self._current = None
+
+    @property
+    def closed(self) -> bool:
+        return self._host is None
 
     @property
     def live_sessions(self) -> int:
@@ -209,7 +263,7 @@ class Engine:
                         c.assert_fact({"n": fact[0], "v": fact[1]})
                     except _durable.MessageNotHandledException:
                         pass  # a derived fact no rule matches: kept, nothing fires
-            except BaseException as exc:  # surfaced by evaluate(), never swallowed
+            except Exception as exc:  # surfaced by evaluate(), never swallowed
                 run.errors.append(exc)
 
         return action
@@ -218,34 +272,34 @@ class Engine:
         """Run the rules to a fixpoint on ``facts`` and return what happened."""
         given = tuple(sorted(set(facts), key=_order))
         with self._lock:
+            host = self._host
+            if host is None:
+                raise EngineError("this Recommender is closed: build a new one")
             sid = str(next(self._counter))
             run = _Run(sid, given)
             self._current = run
             state: Any = None
+            self._live += 1
             try:
                 # Facts one at a time: a batch with any fact that matches no
                 # condition is rejected whole, before its actions run.
-                host = self._host
-                self._live += 1
+                for n, v in given:
+                    try:
+                        state = host.assert_fact(self.RULESET, {"sid": sid, "n": n, "v": v})
+                    except _durable.MessageNotHandledException:
+                        pass  # no condition tests this fact: nothing fires
+                    if isinstance(state, dict) and state.get("exception"):
+                        break
+            except BaseException as exc:
+                self._end(host, run, quiet=True)
+                if isinstance(exc, Exception):
+                    raise EngineError(f"durable-rules failed while evaluating: {exc}") from exc
+                raise  # Ctrl-C and SystemExit propagate as themselves
+            else:
                 try:
-                    for n, v in given:
-                        try:
-                            state = host.assert_fact(self.RULESET, {"sid": sid, "n": n, "v": v})
-                        except _durable.MessageNotHandledException:
-                            pass  # no condition tests this fact: nothing fires
-                        if isinstance(state, dict) and state.get("exception"):
-                            break
-                finally:
-                    if not run.firings:
-                        host.assert_fact(self.RULESET, {"sid": sid, "n": _SENTINEL, "v": True})
-                    host.delete_state(self.RULESET, sid)
-                    self._live -= 1
-            except EngineError:
-                raise
-            except Exception as exc:
-                raise EngineError(f"durable-rules failed while evaluating: {exc}") from exc
-            finally:
-                self._current = None
+                    self._end(host, run, quiet=False)
+                except Exception as exc:
+                    raise EngineError(f"durable-rules failed while evaluating: {exc}") from exc
         if run.errors:
             raise EngineError(f"a rule action failed: {run.errors[0]!r}") from run.errors[0]
         if isinstance(state, dict) and state.get("exception"):

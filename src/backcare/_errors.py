@@ -7,10 +7,14 @@ an application can show the first two to its user and log the third.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
+
+from ._text import quote
 
 
 class BackcareError(Exception):
@@ -32,13 +36,22 @@ class ProfileError(BackcareError, ValueError):
 
 @attrs.frozen
 class Problem:
-    """One thing wrong with a rule pack, located as precisely as we can."""
+    """One thing wrong with a rule pack, located as precisely as we can.
+
+    ``rule_id`` is the id (or name) of the entry the problem is about and
+    ``kind`` what sort of entry that is: ``rule``, ``field``, ``technique``,
+    ``source``, ``red_flag``, ``contraindication``, ``example``, ``pack`` or
+    ``urgency``; ``file`` for a file that is not valid TOML, and ``input``
+    for a pack or file that was refused unread (missing, not a regular file,
+    too large, not UTF-8, nested too deep).
+    """
 
     message: str
     file: str | None = None
     line: int | None = None
     rule_id: str | None = None
     key: str | None = None
+    kind: str | None = None
 
     def __str__(self) -> str:
         where = self.file or "<rules>"
@@ -46,9 +59,9 @@ class Problem:
             where += f":{self.line}"
         parts = [where]
         if self.rule_id:
-            parts.append(f"rule {self.rule_id!r}")
+            parts.append(f"{(self.kind or 'rule').replace('_', ' ')} {quote(self.rule_id)}")
         if self.key:
-            parts.append(f"key {self.key!r}")
+            parts.append(f"key {quote(self.key)}")
         return ": ".join(parts) + f": {self.message}"
 
 
@@ -92,7 +105,40 @@ for _cls in (BackcareError, ProfileError, Problem, RuleError, EngineError, Unkno
     _cls.__module__ = "backcare"
 
 
+#: Suggestions are for typos: a word this long is no typo of an id or a name.
+MAX_SUGGESTED_WORD = 100
+
+_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("suggestion_budget", default=None)
+
+
+@contextlib.contextmanager
+def suggestion_budget(comparisons: int) -> Iterator[None]:
+    """Bound the did-you-mean work inside the block to ``comparisons`` candidate comparisons.
+
+    A pack with thousands of unknown ids beside thousands of rules would
+    otherwise spend minutes on suggestions; past the budget, problems are
+    still reported, only without a suggestion. The budget is spent in the
+    order problems are found, so which ones get a suggestion is deterministic.
+    """
+    token = _budget.set([comparisons])
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""``."""
-    matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    if not isinstance(word, str) or len(word) > MAX_SUGGESTED_WORD:
+        return ""
+    budget = _budget.get()
+    if budget is not None and budget[0] <= 0:
+        return ""
+    pool = sorted({c for c in candidates if isinstance(c, str)})
+    if budget is not None:
+        if budget[0] < len(pool):
+            budget[0] = 0
+            return ""
+        budget[0] -= len(pool)
+    matches = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
     return f" (did you mean {matches[0]!r}?)" if matches else ""

@@ -21,6 +21,7 @@ from typing import Any
 from ._errors import ProfileError, did_you_mean
 from ._profile import FieldSpec, Profile
 from ._recommender import Recommender, default_recommender
+from ._text import quote
 
 #: The result columns appended to the frame, in this order.
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -96,7 +97,7 @@ def _profile_columns(
     """Check the frame's columns; return the ones that hold profile fields."""
     for name in present:
         if not isinstance(name, str):
-            raise ProfileError(f"frame column names must be strings, got {type(name).__name__} {name!r}")
+            raise ProfileError(f"frame column names must be strings, got {type(name).__name__} {quote(name)}")
     if len(set(present)) != len(present):
         dupes = sorted({c for c in present if present.count(c) > 1})
         raise ProfileError(f"frame has duplicate columns: {', '.join(dupes)}", field=dupes[0])
@@ -111,13 +112,13 @@ def _profile_columns(
         for name in chosen:
             if name not in present:
                 raise ProfileError(
-                    f"column {name!r} given in columns= is not in the frame{did_you_mean(str(name), present)}",
+                    f"column {quote(name)} given in columns= is not in the frame{did_you_mean(str(name), present)}",
                     field=str(name),
                 )
     for name in chosen:
         if name not in fields:
             raise ProfileError(
-                f"column {name!r} is not a profile field{did_you_mean(name, fields)}{hint}; "
+                f"column {quote(name)} is not a profile field{did_you_mean(name, fields)}{hint}; "
                 f"known fields: {', '.join(sorted(fields))}",
                 field=name,
             )
@@ -188,7 +189,7 @@ def _profiles(frame: Any, recommender: Recommender, columns: tuple[str, ...]) ->
         try:
             out.append(recommender.profile(data))
         except ProfileError as exc:
-            raise ProfileError(f"row {label!r}: {exc}", field=exc.field) from exc
+            raise ProfileError(f"row {quote(label)}: {exc}", field=exc.field) from exc
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import attrs
 
 from ._errors import ProfileError, did_you_mean
+from ._text import quote
 
 FieldType = Literal["bool", "int", "number", "string", "list"]
 FIELD_TYPES: tuple[str, ...] = ("bool", "int", "number", "string", "list")
@@ -93,7 +94,7 @@ class FieldSpec:
         where = field or self.name
 
         def fail(detail: str = "") -> ProfileError:
-            got = f"got {_type_name(value)} {value!r}"[:120]
+            got = f"got {_type_name(value)} {quote(value)}"
             return ProfileError(
                 f"field {where!r}: expected {self.expected()}, {got}{detail}",
                 field=where,
@@ -128,12 +129,12 @@ class FieldSpec:
             if not isinstance(item, str) or not item or len(item) > MAX_TEXT:
                 raise ProfileError(
                     f"field '{where}[{i}]': expected a non-empty id string, "
-                    f"got {_type_name(item)} {item!r}"[:200],
+                    f"got {_type_name(item)} {quote(item)}",
                     field=f"{where}[{i}]",
                 )
             if self.choices and item not in self.choices:
                 raise ProfileError(
-                    f"field '{where}[{i}]': unknown id {item!r}{did_you_mean(item, self.choices)}",
+                    f"field '{where}[{i}]': unknown id {quote(item)}{did_you_mean(item, self.choices)}",
                     field=f"{where}[{i}]",
                 )
         return tuple(sorted(set(value)))
@@ -156,7 +157,7 @@ def _field(spec_type: str, description: str, **kw: Any) -> Any:
         canonical = spec_holder[0].validate(value, attribute.name)
         if canonical != value:
             raise ProfileError(
-                f"field {attribute.name!r}: pass {canonical!r} (sorted, without duplicates)"
+                f"field {attribute.name!r}: pass {quote(canonical)} (sorted, without duplicates)"
                 " or build the profile with Profile.from_dict",
                 field=attribute.name,
             )
@@ -319,14 +320,15 @@ class Profile:
         fields = fields if fields is not None else _CORE
         kwargs: dict[str, object] = {}
         extra: dict[str, Value] = {}
-        for key in sorted(data, key=str):
-            value = data[key]
+        for key in data:
             if not isinstance(key, str):
-                raise ProfileError(f"profile keys must be strings, got {_type_name(key)} {key!r}")
+                raise ProfileError(f"profile keys must be strings, got {_type_name(key)} {quote(key)}")
+        for key in sorted(data):
+            value = data[key]
             spec = fields.get(key)
             if spec is None:
                 raise ProfileError(
-                    f"unknown profile field {key!r}{did_you_mean(key, fields)}; "
+                    f"unknown profile field {quote(key)}{did_you_mean(key, fields)}; "
                     f"known fields: {', '.join(sorted(fields))}",
                     field=key,
                 )

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -21,12 +23,12 @@ import attrs
 from ._engine import Engine, representable
 from ._errors import EngineError, ProfileError, RuleError, did_you_mean
 from ._inputs import input_facts
-from ._loader import PackText, default_rules_path, load_with_sources, pack_digest
-from ._loader.checks import catalogue_ids
+from ._loader import PackText, default_rules_path, effective_fields, load_with_sources, pack_digest
 from ._model import RANKINGS, Contraindication, RedFlag, Rulebase
 from ._profile import FieldSpec, Profile
 from ._reasoning import build
 from ._result import Provenance, Recommendation
+from ._text import quote
 
 ProfileLike = Union[Profile, Mapping[str, Any]]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -60,6 +62,15 @@ class Recommender:
     files do not exist; the worker re-reads the default pack from its own
     installed backcare, refuses if that differs from the one used here, and
     builds the engine once per process however many times it is unpickled.
+    Unpickle recommenders only from sources you trust, as with any pickle:
+    crafted bytes can build one with any rule text and with
+    ``allow_safety_overrides=True``.
+
+    The compiled rules live in durable-rules' C memory (about 0.6 MB for the
+    default rules) until the recommender is closed, by :meth:`close`, a
+    ``with`` block, or when it is garbage-collected. ``max_pack_bytes`` caps
+    the size of each extra pack read from disk (default: the
+    ``BACKCARE_MAX_PACK_BYTES`` environment variable, else 4 MiB).
 
     >>> rec = Recommender()
     >>> rec.recommend({"stiffness": True}).techniques[0].id
@@ -74,6 +85,7 @@ class Recommender:
         allow_safety_overrides: bool = False,
         cache_size: int = 1024,
         ranking: str | None = None,
+        max_pack_bytes: int | None = None,
     ) -> None:
         if isinstance(rules, (str, os.PathLike, PackText)):
             rules = [rules]
@@ -85,18 +97,22 @@ class Recommender:
         packs: list[Path | PackText] = [default_rules_path()] if include_default else []
         packs += [p if isinstance(p, PackText) else Path(p) for p in rules]
         self.rulebase: Rulebase
-        self.rulebase, texts = load_with_sources(packs, allow_safety_overrides=allow_safety_overrides)
+        self.rulebase, texts = load_with_sources(packs, allow_safety_overrides=allow_safety_overrides,
+                                                 max_pack_bytes=max_pack_bytes)
         # What __reduce__ sends: the extra packs' texts as parsed, plus a digest of the default pack.
         extra = texts[1:] if include_default else texts
         self._args = (extra, include_default, allow_safety_overrides, cache_size,
                       pack_digest(texts[0]) if include_default else "", ranking)
         self.ranking: str = ranking or self.rulebase.ranking or "seed"
         self.provenance = Provenance(self.rulebase.packs, self.ranking, self.rulebase.safety_overrides)
-        self._fields = _effective_fields(self.rulebase)
+        self._fields = effective_fields(self.rulebase)
         try:
             self._engine = Engine(self.rulebase)
         except EngineError as exc:  # a pack the loader's checks let through: still the pack's fault
             raise RuleError(f"the rules engine refused this rulebase: {exc}") from exc
+        # Frees the engine's C memory when this recommender is closed or collected.
+        self._finalizer = weakref.finalize(self, self._engine.close)
+        self._finalizer.atexit = False  # the process's memory goes with it
         self._cache: OrderedDict[Any, Recommendation] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._hits = 0
@@ -110,6 +126,26 @@ class Recommender:
     def __repr__(self) -> str:
         names = [p.name for p in self._args[0]]
         return f"Recommender(rules={names!r}, rules_loaded={len(self.rulebase.rules)})"
+
+    def close(self) -> None:
+        """Free the compiled rules now; any later recommendation raises :class:`EngineError`.
+
+        Calling it again does nothing. A recommender that is garbage-collected
+        is closed too: this is for code that builds many and wants the memory
+        back at a known point.
+        """
+        self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return not self._finalizer.alive
+
+    def __enter__(self) -> Recommender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def fields(self) -> Mapping[str, FieldSpec]:
@@ -135,7 +171,7 @@ class Recommender:
             for item in value if isinstance(value, tuple) else (value,):
                 if not representable(item):
                     raise ProfileError(
-                        f"field {name!r}: {item!r}"[:120] + " cannot be passed to the rules engine exactly "
+                        f"field {name!r}: {quote(item)} cannot be passed to the rules engine exactly "
                         "(numbers: at most 2**53 in size, not a single digit with an exponent such as "
                         "1e-05; strings: valid Unicode)",
                         field=name,
@@ -185,6 +221,8 @@ class Recommender:
 
     def _recommend_profiles(self, valid: list[Profile], processes: int | None = None) -> list[Recommendation]:
         """:meth:`recommend_many` on profiles this recommender has validated."""
+        if self.closed:
+            raise EngineError("this Recommender is closed: build a new one")
         if not self._maxsize:
             with self._cache_lock:
                 self._misses += len(valid)
@@ -222,12 +260,33 @@ class Recommender:
         # spawn, not fork: the worker rebuilds its engine from the rule texts
         # rather than inheriting a durable-rules host (and maybe a held lock).
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                                 initargs=(self,)) as pool:
-            results = list(pool.map(_worker_recommend, profiles, chunksize=chunk))
-        for result in results:  # results cross processes without their recommender: this one made them
-            object.__setattr__(result, "_recommender", self)
-        return results
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(self,))
+        try:
+            # Ctrl-C at a terminal reaches every process of the group. The
+            # workers start (inside map) with SIGINT blocked, which they keep:
+            # the parent stops them, so none prints a traceback of its own,
+            # even when interrupted while still starting up. A Ctrl-C meant
+            # for the parent in that moment arrives as soon as map returns.
+            blocked = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+            if blocked:
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                results = pool.map(_worker_recommend, profiles, chunksize=chunk)
+            finally:
+                if blocked:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            out = list(results)
+            for result in out:  # results cross processes without their recommender: this one made them
+                object.__setattr__(result, "_recommender", self)
+            return out
+        except BaseException:
+            # Ctrl-C or a failure: stop the workers now rather than let them
+            # finish every queued chunk first, and leave none behind.
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses and size of the result cache."""
@@ -261,15 +320,6 @@ def _cache_key(profile: Profile) -> Any:
     return (profile, tuple(type(v).__name__ for _, v in profile.extra))
 
 
-def _effective_fields(rb: Rulebase) -> dict[str, FieldSpec]:
-    """Field specs with catalogue-backed choices filled in from the rulebase."""
-    catalogues = catalogue_ids(rb)
-    out = {}
-    for name, spec in rb.fields.items():
-        if spec.choices_from in catalogues:
-            spec = attrs.evolve(spec, choices=catalogues[spec.choices_from])
-        out[name] = spec
-    return out
 
 
 _rebuilt: OrderedDict[tuple[Any, ...], Recommender] = OrderedDict()
@@ -289,7 +339,7 @@ def _rebuild(
     key = (packs, include_default, allow, cache_size, default_digest, ranking)
     with _rebuilt_lock:
         hit = _rebuilt.get(key)
-        if hit is not None:
+        if hit is not None and not hit.closed:
             _rebuilt.move_to_end(key)
             return hit
         rec = Recommender(
@@ -314,6 +364,9 @@ _worker: Recommender | None = None
 def _worker_init(recommender: Recommender) -> None:
     global _worker
     _worker = recommender
+    # Where the signal mask was not inherited (see _evaluate_all), ignore
+    # Ctrl-C here: the parent stops the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker_recommend(profile: Profile) -> Recommendation:

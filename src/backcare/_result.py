@@ -9,7 +9,6 @@ can show the ranking without them.
 from __future__ import annotations
 
 import json
-import re
 import textwrap
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -18,6 +17,7 @@ import attrs
 
 from ._model import EVIDENCE_LEVELS, EVIDENCE_MEANING, RANKING_MEANING, SUPPORTED_LEVELS, PackInfo
 from ._profile import Scalar
+from ._text import escape_controls
 
 #: Shown with every result, in the text output and in ``to_dict()``.
 DISCLAIMER = (
@@ -315,7 +315,12 @@ class Recommendation:
         return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False)
 
     def explain(self) -> str:
-        """A readable account of the result, for a person rather than a program."""
+        """A readable account of the result, for a person rather than a program.
+
+        Control characters in any text (a rule pack's, a profile's) are shown
+        as escapes such as ``\\x1b``: printed to a terminal, the account can
+        never move the cursor or clear the screen.
+        """
         return _Explainer(self).render()
 
 
@@ -327,7 +332,6 @@ def _unpickle(state: dict[str, Any]) -> Recommendation:
 # The text of explain(): words for a patient and a therapist.
 
 _WIDTH = 79
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 _LEVEL_WORDS = {
     "guideline": "a guideline",
@@ -340,7 +344,7 @@ _LEVEL_WORDS = {
 
 def clean(text: str) -> str:
     """Text with control characters shown as escapes, so nothing can rewrite the terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return escape_controls(text)
 
 
 def _number(x: float) -> str:

@@ -27,6 +27,16 @@ MAX_FIELDS = 200
 #: Not an engine limit but a cost one: a rule fires once per combination of
 #: matching facts, so conditions on facts derived with many values multiply.
 MAX_COMBINATIONS_PER_RULE = 1024
+#: Not an engine limit: the largest weight a rule may add, either way. With
+#: at most MAX_RULES rules each firing at most MAX_COMBINATIONS_PER_RULE
+#: times, every score stays a finite number (and strict JSON).
+MAX_WEIGHT = 1000
+#: How deep a rule file may nest tables, arrays and dotted keys, and how many
+#: digits a number in it may have: past these the TOML parser itself takes
+#: quadratic time and memory (a 40,000-part dotted key needs gigabytes) or
+#: recurses until it fails.
+MAX_NESTING = 32
+MAX_NUMBER_DIGITS = 100
 
 
 def _value_type(value: object) -> str:

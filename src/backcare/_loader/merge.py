@@ -21,6 +21,7 @@ from .._model import (
     Test,
 )
 from .._profile import COMPUTED_FACTS, core_fields
+from .._text import quote
 from . import safety
 from .parse import _RawPack
 
@@ -43,6 +44,7 @@ def _merge_entries(
     """
     merged: dict[str, Any] = {}
     replaced: list[tuple[Any, Any]] = []
+    kind = what.replace(" ", "_")
     for _pack, entries in entries_by_pack:
         seen_here: dict[str, Any] = {}
         for entry, replace in entries:
@@ -51,7 +53,7 @@ def _merge_entries(
                 first = seen_here[entry.id].origin
                 problems.append(
                     Problem(f"duplicate {what} id {entry.id!r} (first defined at {first})", where.file,
-                            where.line, entry.id, "id")
+                            where.line, entry.id, "id", kind=kind)
                 )
                 continue
             seen_here[entry.id] = entry
@@ -61,7 +63,7 @@ def _merge_entries(
                         Problem(
                             f"{what} {entry.id!r} is already defined at {merged[entry.id].origin}; "
                             "add replace = true to override it",
-                            where.file, where.line, entry.id, "id",
+                            where.file, where.line, entry.id, "id", kind=kind,
                         )
                     )
                     continue
@@ -71,7 +73,7 @@ def _merge_entries(
                     Problem(
                         f"replace = true but no earlier pack defines {what} {entry.id!r}"
                         f"{did_you_mean(entry.id, merged)}",
-                        where.file, where.line, entry.id, "replace",
+                        where.file, where.line, entry.id, "replace", kind=kind,
                     )
                 )
             merged[entry.id] = entry
@@ -89,13 +91,13 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
             if spec.name in fields:
                 problems.append(
                     Problem(f"profile field {spec.name!r} is already defined", origin.file, origin.line, spec.name,
-                            "name")
+                            "name", kind="field")
                 )
             elif spec.name in COMPUTED_FACTS:
                 problems.append(
                     Problem(f"profile field {spec.name!r} is the name of a fact backcare computes "
                             f"({COMPUTED_FACTS[spec.name].description.split('.')[0].lower()})",
-                            origin.file, origin.line, spec.name, "name")
+                            origin.file, origin.line, spec.name, "name", kind="field")
                 )
             else:
                 fields[spec.name] = spec
@@ -133,7 +135,7 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
         for rule_id, origin in pack.disable:
             if rule_id not in rules:
                 problems.append(
-                    Problem(f"cannot disable unknown rule {rule_id!r}{did_you_mean(rule_id, rules)}",
+                    Problem(f"cannot disable unknown rule {quote(rule_id)}{did_you_mean(rule_id, rules)}",
                             origin.file, origin.line, rule_id, "disable")
                 )
                 continue
@@ -154,13 +156,13 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
                 f"changing it needs {_OPT_IN}",
                 f"technique {old.id!r} {changed[0]} changed from {getattr(old, changed[0])!r} to "
                 f"{getattr(new, changed[0])!r} by {new.origin}",
-                new.origin, old.id, changed[0])
+                new.origin, old.id, changed[0], "technique")
     cited = safety.protected_sources(every_definition, needed)
     cited |= {e.source for e in (*red_flags.values(), *contras.values())}
     for old, new in src_replaced:
         if old.id in cited:
             guard.check(f"source {old.id!r} is cited by safety rules: replacing it needs {_OPT_IN}",
-                        f"source {old.id!r} replaced by {new.origin}", new.origin, old.id, "replace")
+                        f"source {old.id!r} replaced by {new.origin}", new.origin, old.id, "replace", "source")
     _check_technique_names(techniques, problems)
 
     final = tuple(sorted(rules.values(), key=lambda r: r.id))
@@ -192,13 +194,14 @@ class _Guard:
         self.allow = allow
         self.overrides: list[str] = []
 
-    def check(self, refusal: str, override: str, origin: Origin | None, ident: str, key: str) -> bool:
+    def check(self, refusal: str, override: str, origin: Origin | None, ident: str, key: str,
+              kind: str = "rule") -> bool:
         """True if the change may go ahead."""
         if self.allow:
             self.overrides.append(override)
             return True
         self.problems.append(Problem(refusal, origin.file if origin else None,
-                                     origin.line_of(key) if origin else None, ident, key))
+                                     origin.line_of(key) if origin else None, ident, key, kind=kind))
         return False
 
 
@@ -227,7 +230,7 @@ def _merge_urgency(raw_packs: list[_RawPack], guard: _Guard) -> tuple[dict[str, 
             if level in owner and (actions[level], limits.get(level)) != (action, limit):
                 if not guard.check(
                     f"[urgency.{level}] is safety content, set at {owner[level]}: changing it needs {_OPT_IN}",
-                    f"[urgency.{level}] changed by {origin}", origin, f"urgency.{level}", "action",
+                    f"[urgency.{level}] changed by {origin}", origin, f"urgency.{level}", "action", "urgency",
                 ):
                     continue
             owner.setdefault(level, origin)
@@ -249,8 +252,8 @@ def _check_technique_names(techniques: dict[str, Technique], problems: list[Prob
             o = tech.origin or Origin("<rules>")
             problems.append(Problem(
                 f"technique name {tech.name!r} is already the name of technique {first.id!r} "
-                f"({first.origin}); give each technique its own name", o.file, o.line,
-                tech.id, "name"))
+                f"({first.origin}); give each technique its own name", o.file, o.line_of("name"),
+                tech.id, "name", kind="technique"))
         else:
             seen[key] = tech
 
