@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import backcare
+from tests import docsite
 
 sphinx_build = pytest.importorskip("sphinx.cmd.build", reason="the docs extra (Sphinx) is not installed")
 pytest.importorskip("furo", reason="the docs extra (furo) is not installed")
@@ -28,30 +29,15 @@ pytestmark = [
 ]
 
 
-def _build(builder: str, out: Path) -> tuple[int, str]:
-    """Run sphinx-build with warnings as errors; return its status and what it printed."""
-    import contextlib
-    import io
-
-    log = io.StringIO()
-    args = ["-b", builder, "-W", "--keep-going", "-q", "-E", "-d", str(out / ".doctrees"), str(DOCS), str(out)]
-    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        status = sphinx_build.build_main(args)
-    return status, log.getvalue()
-
-
 @pytest.fixture(scope="session")
-def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("docs-html")
-    status, log = _build("html", out)
-    assert status == 0, f"the HTML build failed or warned:\n{log}"
-    return out
+def html(docs_html: Path) -> Path:
+    return docs_html
 
 
 @pytest.fixture(scope="session")
 def doctest_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
     out = tmp_path_factory.mktemp("docs-doctest")
-    status, log = _build("doctest", out)
+    status, log = docsite.build("doctest", out)
     return status, log, out
 
 
