@@ -627,7 +627,7 @@ def serve_codes() -> list[str]:
             rows.append([m.resource, names[m.system], lit(code), esc(display), gives, source(m.source)])
     notes = [f"- {esc(m.note)}" for m in codes.maps if m.note]
     return (list_table(["Resource", "System", "Code", "Display (as the source gives it)", "Gives", "Source"], rows,
-                       "backcare-fhir-codes", "12 10 12 26 20 20")
+                       "backcare-fhir-codes backcare-stack-wide", "12 10 12 26 20 20")
             + ["What the groups of codes are:", ""] + notes + [""])
 
 
@@ -1236,7 +1236,8 @@ class RuleCard(SphinxDirective):
         std = (self.env.domains.standard_domain if hasattr(self.env.domains, "standard_domain")
                else self.env.get_domain("std"))
         std.note_object("rule", rule_id, node_id, location=box)
-        index = addnodes.index(entries=[("pair", f"{rule_id}; rule", node_id, "", None)])
+        # A main entry: searching the id lists its card first.
+        index = addnodes.index(entries=[("pair", f"{rule_id}; rule", node_id, "main", None)])
         return [index, box]
 
 
@@ -1278,6 +1279,83 @@ def _html_visit_graphviz(self: Any, node: Any) -> None:
     html_visit_graphviz(self, node)
 
 
+# ---------------------------------------------------------------------------
+# The API reference: documentation that lives next to what it documents
+
+
+def _api_docstrings(app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+    """Fill in what autodoc cannot find on its own.
+
+    - A constant ``backcare.X`` imported from a private module has its ``#:``
+      comment there, not in ``backcare/__init__.py``; autodoc would show
+      ``str``'s own help instead.
+    - A :class:`~backcare.Profile` field is described by its field
+      specification (the text validation errors and the schema use), not by
+      a comment that could drift from it.
+    """
+    import sys
+
+    from sphinx.pycode import ModuleAnalyzer
+    from sphinx.errors import PycodeError
+
+    parts = name.split(".")
+    if what == "data" and len(parts) == 2 and parts[0] == "backcare":
+        for modname in sorted(m for m in sys.modules if m.startswith("backcare._")):
+            if getattr(sys.modules[modname], parts[1], None) is not obj:
+                continue
+            try:
+                docs = ModuleAnalyzer.for_module(modname).find_attr_docs()
+            except PycodeError:
+                continue
+            if ("", parts[1]) in docs:
+                lines[:] = [line for line in docs[("", parts[1])]]
+                return
+    if what == "attribute" and parts[:2] == ["backcare", "Profile"] and len(parts) == 3:
+        spec = _profile.core_fields().get(parts[2])
+        if spec is not None:
+            lines[:] = [spec.description, "", f"Accepts {spec.expected()}; ``None`` (the default) is not given."]
+            return
+    if what in ("class", "exception") and len(parts) == 2 and getattr(obj, "__module__", "") == "backcare":
+        # Instance attributes declared by annotation only (ProfileError.field): autodoc finds neither
+        # them nor their #: comments, which live in the class's own module.
+        for modname in sorted(m for m in sys.modules if m.startswith("backcare._")):
+            if getattr(sys.modules[modname], parts[1], None) is not obj:
+                continue
+            try:
+                docs = ModuleAnalyzer.for_module(modname).find_attr_docs()
+            except PycodeError:
+                continue
+            for attr, annotation in getattr(obj, "__annotations__", {}).items():
+                if (parts[1], attr) in docs and not hasattr(obj, attr):
+                    lines += ["", f".. attribute:: {attr}", f"   :type: {annotation}", ""]
+                    lines += ["   " + line for line in docs[(parts[1], attr)]]
+        return
+    if what == "attribute" and len(parts) == 3 and parts[0] == "backcare" and not any(line.strip() for line in lines):
+        # Classes shown as backcare.X (errors set __module__ so) keep their #: comments in their own module.
+        for modname in sorted(m for m in sys.modules if m.startswith("backcare._")):
+            if getattr(sys.modules[modname], parts[1], None) is not getattr(backcare, parts[1], object()):
+                continue
+            try:
+                docs = ModuleAnalyzer.for_module(modname).find_attr_docs()
+            except PycodeError:
+                continue
+            if (parts[1], parts[2]) in docs:
+                lines[:] = [line for line in docs[(parts[1], parts[2])]]
+                return
+
+
+#: Internal types that public signatures accept but callers never build.
+_INTERNAL_IN_SIGNATURES = re.compile(r" \| ~?backcare\._[\w.]*\bPackText\b")
+
+
+def _api_signatures(app: Sphinx, what: str, name: str, obj: Any, options: Any, signature: str | None,
+                    return_annotation: str | None) -> tuple[str | None, str | None] | None:
+    """Public signatures without internal types (a recommender pickles its packs as PackText)."""
+    if not signature:
+        return None
+    return _INTERNAL_IN_SIGNATURES.sub("", signature), return_annotation
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     from sphinx.ext.graphviz import graphviz
 
@@ -1290,6 +1368,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_object_type("rule", "rule", objname="backcare rule", indextemplate="pair: %s; rule")
     app.add_node(graphviz, override=True, html=(_html_visit_graphviz, None))
     app.add_post_transform(BreakableIds)
+    app.connect("autodoc-process-docstring", _api_docstrings)
+    app.connect("autodoc-process-signature", _api_signatures)
     for name in CLASS_ROLES:
         app.add_role(name, _class_role(name))
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
