@@ -260,3 +260,32 @@ def test_every_page_carries_the_disclaimer(html: Path) -> None:
             continue
         text = htmllib.unescape(page.read_text(encoding="utf-8"))
         assert backcare.DISCLAIMER in text, page.name
+
+
+def test_the_changelog_agrees_with_the_version(html: Path) -> None:
+    """Issue 14: the site's version and the changelog's entries tell one story.
+
+    A development version (``0.2.0.dev0``) is what ``[Unreleased]`` describes,
+    newer than every release listed; a release version has a dated entry of
+    its own at the top. The changelog page says which.
+    """
+    import html as htmllib
+
+    from packaging.version import Version
+
+    text = (DOCS.parent / "CHANGELOG.md").read_text(encoding="utf-8")
+    entries = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d{2}-\d{2}))?$", text, re.M)
+    version = Version(backcare.__version__)
+    released = [Version(v) for v, _ in entries if v != "Unreleased"]
+    assert released == sorted(released, reverse=True), "releases newest first"
+    assert all(date for v, date in entries if v != "Unreleased"), "every release has a date"
+    if version.is_devrelease or version.is_prerelease:
+        assert entries[0][0] == "Unreleased", entries[:1]
+        assert all(r < version for r in released), (version, released)
+        said = f"These pages document backcare {version}, a development version of {version.base_version}"
+    else:
+        assert entries[0][0] == str(version) or (entries[0][0] == "Unreleased" and entries[1][0] == str(version))
+        said = f"These pages document backcare {version}"
+    page = htmllib.unescape(re.sub(r"<[^>]+>", "", (html / "changelog.html").read_text(encoding="utf-8")))
+    assert said in " ".join(page.split())
+    assert f"backcare {version}" in (html / "index.html").read_text(encoding="utf-8")  # the site's title

@@ -1013,6 +1013,29 @@ def cli_intro() -> list[str]:
 # Writing the fragments
 
 
+def changelog_releases(text: str) -> list[tuple[str, str | None]]:
+    """The changelog's entries, newest first: (``Unreleased`` or a version, its date or None)."""
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"^## \[([^\]]+)\](?: - (\S+))?", text, re.M)]
+
+
+def changelog_version(changelog: Path) -> list[str]:
+    """What version these pages document, and where its changes are in the changelog below (Markdown).
+
+    A development version (``0.2.0.dev0``) is what ``[Unreleased]`` describes;
+    a release must have an entry of its own. tests/test_docs.py holds the
+    changelog to the same rule.
+    """
+    from packaging.version import Version
+
+    version = Version(backcare.__version__)
+    releases = [v for v, date in changelog_releases(changelog.read_text(encoding="utf-8")) if v != "Unreleased"]
+    latest = f" The latest release is {releases[0]}." if releases else ""
+    if version.is_devrelease or version.is_prerelease:
+        return [f"These pages document backcare **{version}**, a development version of {version.base_version}: "
+                f"what it changes so far is under *Unreleased* below.{latest}", ""]
+    return [f"These pages document backcare **{version}**: its changes are under *{version}* below.", ""]
+
+
 def _write(path: Path, text: str) -> None:
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return
@@ -1048,6 +1071,7 @@ def generate(srcdir: Path) -> dict[str, str]:
         "cli.rst": cli_reference(),
     }
     texts = {name: "\n".join(lines).rstrip() + "\n" for name, lines in fragments.items()}
+    texts["changelog-version.md"] = "\n".join(changelog_version(srcdir.parent / "CHANGELOG.md"))
     texts["chain.dot"] = chain_dot(rb)
     texts["safety.dot"] = safety_dot(rb)
     for name, text in texts.items():
