@@ -159,7 +159,9 @@ def _open(browser, url: str, width: int, height: int) -> tuple[object, object, l
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"script error: {e}"))
     page.on("response", lambda r: errors.append(f"HTTP {r.status} for {r.url}") if r.status >= 400 else None)
-    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url} ({r.failure})"))
+    # A request the page itself cancels (leaving a page aborts its fetches) is no failure.
+    page.on("requestfailed", lambda r: None if "ERR_ABORTED" in (r.failure or "") else
+            errors.append(f"request failed: {r.url} ({r.failure})"))
     page.goto(url, wait_until="load")
     return context, page, errors
 
