@@ -33,8 +33,8 @@ pytest.importorskip("sphinx", reason="the docs extra (Sphinx) is not installed")
 playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (test extra)")
 
 from tests import docsite  # noqa: E402
+from tests.chromium import browser  # noqa: E402,F401 - a fixture
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (make chromium installs it)"),
     pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (make test installs it)"),
@@ -42,8 +42,6 @@ pytestmark = [
     pytest.mark.slow,
 ]
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WIDTHS = {"desktop": (1366, 768), "mobile": (390, 844)}
 
 
@@ -58,14 +56,6 @@ def pages(root: Path) -> list[str]:
 def site(docs_html: Path) -> Iterator[str]:
     with docsite.serve(docs_html) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        yield b
-        b.close()
 
 
 # What is measured on each page, in the page. Returns a list of problems in words.

@@ -324,7 +324,8 @@ def _conclusion_items(rule: _model.Rule) -> list[str]:
     for implied in then.condition:
         items.append(f"treat as the condition :ref:`{implied} <contraindication-{implied}>`")
     if then.exclude:
-        items.append(esc(describe_exclude(then.exclude)))
+        what = then.exclude.describe()  # "exclude deep_pressure", or "no massage at all"
+        items.append(esc(what if what.startswith("exclude ") else f"exclude: {what}"))
     if then.refer:
         items.append(f"refer ({then.refer.urgency}): " + esc(then.refer.suspected))
     if then.note:
@@ -332,20 +333,6 @@ def _conclusion_items(rule: _model.Rule) -> list[str]:
     if then.warn:
         items.append("warning: " + esc(then.warn))
     return items
-
-
-def describe_exclude(exclude: _model.Exclude) -> str:
-    """What an exclusion rules out, in words (not the loader's ``describe()``, which reads as a list item)."""
-    if exclude.all:
-        return "exclude every technique (no massage at all)"
-    parts = []
-    if exclude.techniques:
-        parts.append("exclude " + ", ".join(exclude.techniques))
-    if exclude.max_pressure:
-        parts.append(f"exclude techniques firmer than {exclude.max_pressure} pressure")
-    if exclude.only is not None:
-        parts.append("exclude every technique but " + (", ".join(exclude.only) or "none"))
-    return "; ".join(parts)
 
 
 def rule_card(rule: _model.Rule, rb: _model.Rulebase) -> list[str]:
@@ -503,7 +490,7 @@ def contraindications(rb: _model.Rulebase) -> list[str]:
     for c in sorted(rb.contraindications.values(), key=lambda c: (c.effect, c.id)):
         effect = f"**{c.effect}**"
         if c.exclude is not None and not c.exclude.all:
-            effect += ": " + esc(describe_exclude(c.exclude).removeprefix("exclude "))
+            effect += ": " + esc(c.exclude.describe().removeprefix("exclude "))
         if c.effect == "avoid_area":
             effect += (": every technique on the back, unless ``away_from_back`` lists it (then a warning "
                        f"only, rule {rule_ref(f'contraindication.{c.id}.elsewhere')})")
@@ -1307,65 +1294,60 @@ def _html_visit_graphviz(self: Any, node: Any) -> None:
 # The API reference: documentation that lives next to what it documents
 
 
+def _attr_docs(name: str, obj: Any) -> dict[tuple[str, str], list[str]]:
+    """The ``#:`` comments about ``backcare.<name>`` (the object ``obj``), from the private module defining it."""
+    import sys
+
+    from sphinx.errors import PycodeError
+    from sphinx.pycode import ModuleAnalyzer
+
+    found: dict[tuple[str, str], list[str]] = {}
+    # Every private module that holds the object, since others import it too; only the one that
+    # defines it has the comments.
+    for modname in sorted(m for m in sys.modules if m.startswith("backcare._")):
+        if getattr(sys.modules[modname], name, None) is obj:
+            try:
+                docs = ModuleAnalyzer.for_module(modname).find_attr_docs()
+            except PycodeError:
+                continue
+            found.update((key, list(lines)) for key, lines in docs.items() if key[0] in ("", name))
+    return found
+
+
 def _api_docstrings(app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
     """Fill in what autodoc cannot find on its own.
 
     - A constant ``backcare.X`` imported from a private module has its ``#:``
       comment there, not in ``backcare/__init__.py``; autodoc would show
       ``str``'s own help instead.
+    - Classes shown as ``backcare.X`` (the errors set ``__module__`` so) keep
+      their fields' ``#:`` comments in their own module, and autodoc finds
+      neither instance attributes declared by annotation only
+      (``ProfileError.field``) nor their comments.
     - A :class:`~backcare.Profile` field is described by its field
       specification (the text validation errors and the schema use), not by
       a comment that could drift from it.
     """
-    import sys
-
-    from sphinx.pycode import ModuleAnalyzer
-    from sphinx.errors import PycodeError
-
     parts = name.split(".")
-    if what == "data" and len(parts) == 2 and parts[0] == "backcare":
-        for modname in sorted(m for m in sys.modules if m.startswith("backcare._")):
-            if getattr(sys.modules[modname], parts[1], None) is not obj:
-                continue
-            try:
-                docs = ModuleAnalyzer.for_module(modname).find_attr_docs()
-            except PycodeError:
-                continue
-            if ("", parts[1]) in docs:
-                lines[:] = [line for line in docs[("", parts[1])]]
-                return
-    if what == "attribute" and parts[:2] == ["backcare", "Profile"] and len(parts) == 3:
-        spec = _profile.core_fields().get(parts[2])
-        if spec is not None:
-            lines[:] = [spec.description, "", f"Accepts {spec.expected()}; ``None`` (the default) is not given."]
-            return
-    if what in ("class", "exception") and len(parts) == 2 and getattr(obj, "__module__", "") == "backcare":
-        # Instance attributes declared by annotation only (ProfileError.field): autodoc finds neither
-        # them nor their #: comments, which live in the class's own module.
-        for modname in sorted(m for m in sys.modules if m.startswith("backcare._")):
-            if getattr(sys.modules[modname], parts[1], None) is not obj:
-                continue
-            try:
-                docs = ModuleAnalyzer.for_module(modname).find_attr_docs()
-            except PycodeError:
-                continue
-            for attr, annotation in getattr(obj, "__annotations__", {}).items():
-                if (parts[1], attr) in docs and not hasattr(obj, attr):
-                    lines += ["", f".. attribute:: {attr}", f"   :type: {annotation}", ""]
-                    lines += ["   " + line for line in docs[(parts[1], attr)]]
+    if parts[0] != "backcare" or len(parts) not in (2, 3):
         return
-    if what == "attribute" and len(parts) == 3 and parts[0] == "backcare" and not any(line.strip() for line in lines):
-        # Classes shown as backcare.X (errors set __module__ so) keep their #: comments in their own module.
-        for modname in sorted(m for m in sys.modules if m.startswith("backcare._")):
-            if getattr(sys.modules[modname], parts[1], None) is not getattr(backcare, parts[1], object()):
-                continue
-            try:
-                docs = ModuleAnalyzer.for_module(modname).find_attr_docs()
-            except PycodeError:
-                continue
-            if (parts[1], parts[2]) in docs:
-                lines[:] = [line for line in docs[(parts[1], parts[2])]]
-                return
+    if what == "data" and len(parts) == 2:
+        docs = _attr_docs(parts[1], obj).get(("", parts[1]))
+        if docs:
+            lines[:] = list(docs)
+    elif what in ("class", "exception") and len(parts) == 2 and getattr(obj, "__module__", "") == "backcare":
+        docs_by_attr = _attr_docs(parts[1], obj)
+        for attr, annotation in getattr(obj, "__annotations__", {}).items():
+            if (parts[1], attr) in docs_by_attr and not hasattr(obj, attr):
+                lines += ["", f".. attribute:: {attr}", f"   :type: {annotation}", ""]
+                lines += ["   " + line for line in docs_by_attr[(parts[1], attr)]]
+    elif what == "attribute" and parts[1] == "Profile" and parts[2] in _profile.core_fields():
+        spec = _profile.core_fields()[parts[2]]
+        lines[:] = [spec.description, "", f"Accepts {spec.expected()}; ``None`` (the default) is not given."]
+    elif what == "attribute" and not any(line.strip() for line in lines):
+        docs = _attr_docs(parts[1], getattr(backcare, parts[1], None)).get((parts[1], parts[2]))
+        if docs:
+            lines[:] = list(docs)
 
 
 #: Internal types that public signatures accept but callers never build.

@@ -20,7 +20,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 def _article(word: str) -> str:
     """The article before ``word``: "an emergency referral", "a routine referral"."""
-    return "an" if word[:1] in "aeiou" else "a"
+    return "an" if word[:1] and word[0] in "aeiou" else "a"
 
 
 #: The kinds of source a ``[[source]]`` may be, and a contraindication's effects.
