@@ -1277,6 +1277,16 @@ class BreakableIds(SphinxPostTransform):
                 text.parent.replace(text, new)
 
 
+def _reread_rule_pages(app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
+    """Read the rule pages on every build, not only when they change.
+
+    Sphinx 9 keeps a page's search-index entries only in the build that reads
+    it, so after an incremental build searching a rule id would no longer put
+    its card first.
+    """
+    return sorted(d for d in env.found_docs if d.startswith(CATALOGUE + "/"))
+
+
 def _html_visit_graphviz(self: Any, node: Any) -> None:
     """Sphinx's graphviz output, and for a ``backcare-fullsize`` diagram a link to its SVG at full size."""
     from sphinx.ext.graphviz import html_visit_graphviz, render_dot
@@ -1368,6 +1378,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("sphinx.ext.graphviz")
     app.connect("builder-inited", _on_builder_inited)
     app.connect("doctree-read", _drop_workdir)
+    app.connect("env-get-outdated", _reread_rule_pages)
     app.add_directive("backcare-command", BackcareCommand)
     app.add_directive("backcare-file", BackcareFile)
     app.add_directive("backcare-rule", RuleCard)
