@@ -380,6 +380,8 @@ def _show(rec: Recommender, rule_id: str) -> int:
     ]
     if source.passage:
         lines.append(f"  passage:  {source.passage}")
+    if rule.untested:
+        lines.append("  untested: no trial was found that tested this claim")
     if rule.caveat:
         lines.append(f"  caveat:   {rule.caveat}" + (f" [{rule.caveat_source}]" if rule.caveat_source else ""))
     if rule.safety:

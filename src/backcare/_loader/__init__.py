@@ -199,7 +199,8 @@ def load_with_sources(
             # In the order they were applied: a later pack can replace what an earlier one set.
             rulebase = attrs.evolve(rulebase, packs=infos)
             for info, raw in zip(infos, raw_packs):
-                if info.name == DEFAULT_PACK_NAME and not info.default:
+                # Beside the default pack, a second "backcare-default" would pass for it in every result.
+                if info.name == DEFAULT_PACK_NAME and not info.default and any(i.default for i in infos):
                     o = raw.meta_origin
                     problems.append(Problem(f"{DEFAULT_PACK_NAME!r} is the name of backcare's own rules: give "
                                             "this pack a name of its own", o.file if o else raw.name,
