@@ -17,7 +17,6 @@ from .._model import (
     Refer,
     Rule,
     Rulebase,
-    Technique,
     Test,
 )
 from .._profile import COMPUTED_FACTS, core_fields
