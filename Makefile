@@ -72,4 +72,4 @@ bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) .nox docs/_build docs/_generated build dist .pytest_cache .hypothesis .mypy_cache
+	rm -rf $(VENV) .nox docs/_build docs/_generated docs/catalogue build dist .pytest_cache .hypothesis .mypy_cache

@@ -25,6 +25,17 @@ set_hypothesis_home_dir(str(Path(tempfile.gettempdir()) / "backcare-hypothesis")
 
 
 @pytest.fixture(scope="session")
+def docs_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The documentation built as HTML once per session, with warnings as errors."""
+    from tests import docsite
+
+    out = tmp_path_factory.mktemp("docs-html")
+    status, log = docsite.build("html", out)
+    assert status == 0, f"the HTML build failed or warned:\n{log}"
+    return out
+
+
+@pytest.fixture(scope="session")
 def default_recommender() -> backcare.Recommender:
     return backcare.Recommender(cache_size=0)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import backcare
+from tests import docsite
 
 sphinx_build = pytest.importorskip("sphinx.cmd.build", reason="the docs extra (Sphinx) is not installed")
 pytest.importorskip("furo", reason="the docs extra (furo) is not installed")
@@ -28,36 +29,23 @@ pytestmark = [
 ]
 
 
-def _build(builder: str, out: Path) -> tuple[int, str]:
-    """Run sphinx-build with warnings as errors; return its status and what it printed."""
-    import contextlib
-    import io
-
-    log = io.StringIO()
-    args = ["-b", builder, "-W", "--keep-going", "-q", "-E", "-d", str(out / ".doctrees"), str(DOCS), str(out)]
-    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        status = sphinx_build.build_main(args)
-    return status, log.getvalue()
-
-
 @pytest.fixture(scope="session")
-def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("docs-html")
-    status, log = _build("html", out)
-    assert status == 0, f"the HTML build failed or warned:\n{log}"
-    return out
+def html(docs_html: Path) -> Path:
+    return docs_html
 
 
 @pytest.fixture(scope="session")
 def doctest_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
     out = tmp_path_factory.mktemp("docs-doctest")
-    status, log = _build("doctest", out)
+    status, log = docsite.build("doctest", out)
     return status, log, out
 
 
 def test_html_builds_without_warnings(html: Path) -> None:
-    for page in ("index", "getting-started", "concepts", "writing-rules", "serve", "catalogue", "cli", "api",
-                 "sources", "changelog"):
+    for page in ("index", "getting-started", "tutorial-first-pack", "tutorial-web-app", "concepts", "how-it-works",
+                 "faq", "glossary", "writing-rules", "serve", "catalogue", "cli", "api", "sources", "changelog",
+                 "howto/call-from-an-app", "howto/score-a-table", "howto/debug-a-rule", "howto/change-a-cutoff",
+                 "howto/pack-tests-in-ci", "howto/install", "catalogue/seed"):
         assert (html / f"{page}.html").is_file(), page
 
 
@@ -137,10 +125,25 @@ class _ClassText(HTMLParser):
 
 @pytest.fixture(scope="session")
 def catalogue(html: Path) -> tuple[str, dict[str, list[str]]]:
-    page = (html / "catalogue.html").read_text(encoding="utf-8")
+    """The catalogue: its front page and its pages of rules, one per rule file, as one text."""
+    pages = [html / "catalogue.html", *sorted((html / "catalogue").glob("*.html"))]
+    page = "\n".join(p.read_text(encoding="utf-8") for p in pages)
     parser = _ClassText({"backcare-rule-id", "backcare-red-flag-id", "backcare-contraindication-id"})
     parser.feed(page)
     return page, parser.found
+
+
+def test_the_catalogue_has_a_page_per_rule_file(html: Path) -> None:
+    rulebase = backcare.Recommender().rulebase
+    files = {Path(r.origin.file).stem for r in rulebase.rules if r.origin}
+    assert {p.stem for p in (html / "catalogue").glob("*.html")} == files
+    for stem in files:
+        text = (html / "catalogue" / f"{stem}.html").read_text(encoding="utf-8")
+        ids = {r.id for r in rulebase.rules if r.origin and Path(r.origin.file).stem == stem}
+        from docutils.nodes import make_id
+
+        missing = [r for r in ids if f'id="{make_id("rule-" + r)}"' not in text]
+        assert not missing, (stem, missing)
 
 
 def test_catalogue_lists_every_rule(catalogue: tuple[str, dict[str, list[str]]]) -> None:
@@ -185,14 +188,19 @@ def test_catalogue_shows_the_chaining_diagram(html: Path, catalogue: tuple[str, 
         assert re.search(rf">{re.escape(label)}(?: = [^<]*)?</", chain), label
 
 
+def _joined(page: str) -> str:
+    """A page with ids put back together where the docs let them wrap (``scar_<wbr>tissue``)."""
+    return page.replace('</span><wbr><span class="pre">', "").replace("<wbr>", "")
+
+
 def test_profile_fields_and_rule_keys_are_documented(html: Path) -> None:
-    concepts = (html / "concepts.html").read_text(encoding="utf-8")
+    concepts = _joined((html / "concepts.html").read_text(encoding="utf-8"))
     for name in backcare.Profile.__attrs_attrs__:
         if name.name != "extra":
             assert f'<span class="pre">{name.name}</span>' in concepts, name.name
     from backcare import _loader
 
-    writing = (html / "writing-rules.html").read_text(encoding="utf-8")
+    writing = _joined((html / "writing-rules.html").read_text(encoding="utf-8"))
     for table in (*_loader.SCHEMA.values(), _loader.THEN_KEYS, _loader.EXCLUDE_KEYS, _loader.REFER_KEYS,
                   _loader.EXPECT_KEYS):
         for key in table.values():
@@ -206,6 +214,44 @@ def test_api_reference_covers_the_public_api(html: Path) -> None:
     assert not missing, f"add these to docs/api.rst: {missing}"
 
 
+def _entry_text(page: str, ident: str) -> str | None:
+    """The text of an API entry's description (its <dd>), or None without an entry."""
+    import html as htmllib
+
+    m = re.search(rf'<dt [^>]*id="{re.escape(ident)}">.*?</dt>\s*<dd>(.*?)</dd>', page, re.S)
+    return htmllib.unescape(re.sub(r"<[^>]+>", "", m.group(1))).strip() if m else None
+
+
+def test_api_reference_documents_every_field(html: Path) -> None:
+    """Issue 14: every public name and every field of the result and catalogue classes has an entry that says
+    what it is; no attrs boilerplate, no private names."""
+    import attrs
+
+    import html as htmllib
+
+    page = (html / "api.html").read_text(encoding="utf-8")
+    shown = htmllib.unescape(re.sub(r"<[^>]+>", "", page))
+    for bad in ("Method generated by attrs", "__new__(", "PackText", "backcare._loader", "backcare._result",
+                "str(object=", "Return self"):
+        assert bad not in shown, bad
+    undocumented = []
+    for name in backcare.__all__:
+        obj = getattr(backcare, name)
+        if _entry_text(page, f"backcare.{name}") in (None, ""):
+            undocumented.append(name)
+        if isinstance(obj, type) and attrs.has(obj):
+            for field in attrs.fields(obj):
+                if not field.name.startswith("_") and not _entry_text(page, f"backcare.{name}.{field.name}"):
+                    undocumented.append(f"{name}.{field.name}")
+    for extra in ("ProfileError.field", "RuleError.problems", "Recommender.ranking", "Recommender.provenance",
+                  "Recommender.rulebase", "Referral.withholds_techniques", "RankedTechnique.supported_score"):
+        if not _entry_text(page, f"backcare.{extra}"):
+            undocumented.append(extra)
+    assert not undocumented, f"no entry, or an empty one, in docs/api.rst: {undocumented}"
+    disclaimer = _entry_text(page, "backcare.DISCLAIMER") or ""
+    assert "Shown with every result" in disclaimer
+
+
 def test_every_page_carries_the_disclaimer(html: Path) -> None:
     import html as htmllib
 
@@ -214,3 +260,32 @@ def test_every_page_carries_the_disclaimer(html: Path) -> None:
             continue
         text = htmllib.unescape(page.read_text(encoding="utf-8"))
         assert backcare.DISCLAIMER in text, page.name
+
+
+def test_the_changelog_agrees_with_the_version(html: Path) -> None:
+    """Issue 14: the site's version and the changelog's entries tell one story.
+
+    A development version (``0.2.0.dev0``) is what ``[Unreleased]`` describes,
+    newer than every release listed; a release version has a dated entry of
+    its own at the top. The changelog page says which.
+    """
+    import html as htmllib
+
+    from packaging.version import Version
+
+    text = (DOCS.parent / "CHANGELOG.md").read_text(encoding="utf-8")
+    entries = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d{2}-\d{2}))?$", text, re.M)
+    version = Version(backcare.__version__)
+    released = [Version(v) for v, _ in entries if v != "Unreleased"]
+    assert released == sorted(released, reverse=True), "releases newest first"
+    assert all(date for v, date in entries if v != "Unreleased"), "every release has a date"
+    if version.is_devrelease or version.is_prerelease:
+        assert entries[0][0] == "Unreleased", entries[:1]
+        assert all(r < version for r in released), (version, released)
+        said = f"These pages document backcare {version}, a development version of {version.base_version}"
+    else:
+        assert entries[0][0] == str(version) or (entries[0][0] == "Unreleased" and entries[1][0] == str(version))
+        said = f"These pages document backcare {version}"
+    page = htmllib.unescape(re.sub(r"<[^>]+>", "", (html / "changelog.html").read_text(encoding="utf-8")))
+    assert said in " ".join(page.split())
+    assert f"backcare {version}" in (html / "index.html").read_text(encoding="utf-8")  # the site's title

@@ -19,15 +19,13 @@ import pytest
 
 pytest.importorskip("starlette", reason="the serve extra is not installed")
 playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (test extra)")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
                                 reason="Chromium is not installed (make chromium installs it)")
 
 import backcare  # noqa: E402
 from backcare import _serve as serve  # noqa: E402
+from tests.chromium import browser  # noqa: E402,F401 - a fixture
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +45,6 @@ def server() -> Iterator[str]:
     srv.should_exit = True
     thread.join(timeout=30)
     sock.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        yield b
-        b.close()
 
 
 @pytest.fixture()

@@ -28,19 +28,25 @@ import io
 import os
 import re
 import shlex
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from docutils import nodes
 from docutils.parsers.rst import directives
+from sphinx import addnodes
 from sphinx.application import Sphinx
+from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util.docutils import SphinxDirective
 
 import backcare
 from backcare import _cli, _loader, _model, _profile
 
 GENERATED = "_generated"
+#: The catalogue's pages of rules, one per rule file, are written here (gitignored).
+CATALOGUE = "catalogue"
 
 #: Fill colours of rule boxes in the diagram, by evidence level; the legend
 #: below the diagram uses the same colours (see _static/backcare.css).
@@ -81,9 +87,16 @@ def indent(lines: Iterable[str], by: int = 3) -> list[str]:
 
 
 def list_table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str, widths: str = "auto") -> list[str]:
-    out = [".. list-table::", "   :header-rows: 1", f"   :class: {cls}", f"   :widths: {widths}", ""]
-    for row in [header, *rows]:
+    """A list-table whose rows stack into cards on a narrow screen (``backcare-stack``).
+
+    Every cell after the first starts with its column's name, hidden on a
+    wide screen and shown above the value when the row is stacked.
+    """
+    out = [".. list-table::", "   :header-rows: 1", f"   :class: {cls} backcare-stack", f"   :widths: {widths}", ""]
+    for n, row in enumerate([header, *rows]):
         for i, cell in enumerate(row):
+            if n and i and cell:
+                cell = f":backcare-label:`{esc(header[i])}` {cell}"
             out.append(("   * - " if i == 0 else "     - ") + (cell or ""))
     return out + [""]
 
@@ -105,12 +118,19 @@ def source_ref(source_id: str) -> str:
 
 
 def rule_ref(rule_id: str) -> str:
-    return f":ref:`{rule_id} <{rule_label(rule_id)}>`"
+    """A link to a rule's card: the ``rule`` role, which fails the build for an id no card has."""
+    return f":rule:`{rule_id}`"
+
+
+def rule_page(rule: _model.Rule) -> str:
+    """The catalogue page (docname) of a rule: one page per rule file."""
+    return f"{CATALOGUE}/{Path(shown_path(rule.origin.file) if rule.origin else 'generated').stem}"
 
 
 #: Roles the fragments use: each renders its text as a span with the role's
 #: name as class, for the CSS and for tests that read the built pages.
 CLASS_ROLES = ("backcare-rule-id", "backcare-red-flag-id", "backcare-contraindication-id", "backcare-badge",
+               "backcare-label",
                *(f"backcare-evidence-{level}" for level in _model.EVIDENCE_LEVELS))
 
 
@@ -304,7 +324,8 @@ def _conclusion_items(rule: _model.Rule) -> list[str]:
     for implied in then.condition:
         items.append(f"treat as the condition :ref:`{implied} <contraindication-{implied}>`")
     if then.exclude:
-        items.append("exclude: " + esc(then.exclude.describe()))
+        what = then.exclude.describe()  # "exclude deep_pressure", or "no massage at all"
+        items.append(esc(what if what.startswith("exclude ") else f"exclude: {what}"))
     if then.refer:
         items.append(f"refer ({then.refer.urgency}): " + esc(then.refer.suspected))
     if then.note:
@@ -348,7 +369,7 @@ def rule_card(rule: _model.Rule, rb: _model.Rulebase) -> list[str]:
     if rule.origin:
         line = f", line {rule.origin.line}" if rule.origin.line else ""
         body.append(f":Defined in: ``{shown_path(rule.origin.file)}``{line}")
-    return [f".. _{rule_label(rule.id)}:", "", f".. container:: {classes}", ""] + indent(body) + [""]
+    return [f".. backcare-rule:: {rule.id}", f"   :class: {classes}", ""] + indent(body) + [""]
 
 
 def _rule_sort_key(rule: _model.Rule) -> tuple[str, int, str]:
@@ -356,28 +377,75 @@ def _rule_sort_key(rule: _model.Rule) -> tuple[str, int, str]:
     return (shown_path(o.file) if o else "", (o.line or 0) if o else 0, rule.id)
 
 
-def rules(rb: _model.Rulebase) -> list[str]:
+def _rules_by_file(rb: _model.Rulebase) -> dict[str, list[_model.Rule]]:
     by_file: dict[str, list[_model.Rule]] = {}
     for rule in sorted(rb.rules, key=_rule_sort_key):
         by_file.setdefault(shown_path(rule.origin.file) if rule.origin else "(generated)", []).append(rule)
-    out = roles()
-    for file, group in by_file.items():
-        plain = [r for r in group if not r.id.startswith(("red-flag.", "contraindication."))]
+    return by_file
+
+
+def file_comment(path: str | None) -> list[str]:
+    """The comment a rule file opens with, as paragraphs: what the file is for, in its author's words."""
+    if not path:
+        return []
+    paragraphs: list[list[str]] = [[]]
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if text.startswith(("---", ":schema")):
+            break
+        if text:
+            paragraphs[-1].append(text)
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    return [line for p in paragraphs if p for line in (_doc_with_literals(" ".join(p)), "")]
+
+
+def rule_pages(rb: _model.Rulebase) -> dict[str, list[str]]:
+    """One catalogue page per rule file: its opening comment, then a card per rule, in file order."""
+    pages: dict[str, list[str]] = {}
+    for file, group in _rules_by_file(rb).items():
+        plain = [r for r in group if not _is_catalogue(r)]
         catalogue = [r for r in group if r not in plain]
-        out += heading(file, "~")
+        origin = group[0].origin
+        out = [f".. Generated from {file} by docs/_ext/backcare_docs.py: edit the rule file, not this page.", ""]
+        out += [f".. _catalogue-file-{Path(file).stem}:", ""] + heading(file, "=")
+        out += file_comment(origin.file if origin else None)
         counts = _count(len(plain), "rule")
         if catalogue:
-            counts += f", and {_count(len(catalogue), 'rule')} compiled from its red-flag and contraindication entries"
-        out += [f"{counts}, in file order.", ""]
+            counts += (f", and {_count(len(catalogue), 'rule')} compiled from its red-flag and contraindication "
+                       "entries")
+        out += [f"{counts}, in file order. Each card gives the rule's conditions (*When*), its conclusion "
+                "(*Then*), the reason (*Because*), its source and :ref:`evidence level <evidence-levels>`, and "
+                "the caveat where the evidence says otherwise.", ""]
         for rule in plain:
             out += rule_card(rule, rb)
         if catalogue:
-            out += heading(f"Catalogue rules from {file}", "^")
+            out += heading(f"Catalogue rules from {file}", "-")
             out += ["Each ``[[red_flag]]`` becomes a rule ``red-flag.<id>`` and each ``[[contraindication]]`` "
-                    "a rule ``contraindication.<id>``; they are safety rules like the others.", ""]
+                    "a rule ``contraindication.<id>``; they are safety rules like the others. The "
+                    ":ref:`red flag <catalogue-red-flags>` and :ref:`contraindication <catalogue-contraindications>` "
+                    "tables list the entries themselves.", ""]
             for rule in catalogue:
                 out += rule_card(rule, rb)
-    return out
+        pages[Path(file).stem] = out
+    return pages
+
+
+def rule_files(rb: _model.Rulebase) -> list[str]:
+    """The catalogue's index of rule files: a table linking each page, and the toctree that holds them."""
+    rows = []
+    for file, group in _rules_by_file(rb).items():
+        stem = Path(file).stem
+        safety = sum(r.safety for r in group)
+        summary = file_comment(group[0].origin.file if group[0].origin else None)
+        rows.append([f":doc:`{file} <{CATALOGUE}/{stem}>`", str(len(group)), str(safety),
+                     summary[0] if summary else ""])
+    out = list_table(["Rule file", "Rules", "Safety rules", "What it holds"], rows, "backcare-rule-files",
+                     "22 10 12 56")
+    out += [".. toctree::", "   :hidden:", ""] + [f"   {CATALOGUE}/{Path(f).stem}" for f in _rules_by_file(rb)]
+    return out + [""]
 
 
 def _count(n: int, what: str) -> str:
@@ -387,7 +455,7 @@ def _count(n: int, what: str) -> str:
 def _id_cell(role: str, ident: str, rule_id: str, anchor: str | None = None) -> str:
     """A catalogue id, with a link to the rule it compiles to underneath."""
     target = f".. _{anchor}:\n\n       " if anchor else ""
-    return f"{target}:{role}:`{ident}`\n\n       :ref:`rule <{rule_label(rule_id)}>`"
+    return f"{target}:{role}:`{ident}`\n\n       :rule:`rule <{rule_id}>`"
 
 
 def red_flags(rb: _model.Rulebase) -> list[str]:
@@ -422,7 +490,7 @@ def contraindications(rb: _model.Rulebase) -> list[str]:
     for c in sorted(rb.contraindications.values(), key=lambda c: (c.effect, c.id)):
         effect = f"**{c.effect}**"
         if c.exclude is not None and not c.exclude.all:
-            effect += ": " + esc(c.exclude.describe())
+            effect += ": " + esc(c.exclude.describe().removeprefix("exclude "))
         if c.effect == "avoid_area":
             effect += (": every technique on the back, unless ``away_from_back`` lists it (then a warning "
                        f"only, rule {rule_ref(f'contraindication.{c.id}.elsewhere')})")
@@ -546,7 +614,7 @@ def serve_codes() -> list[str]:
             rows.append([m.resource, names[m.system], lit(code), esc(display), gives, source(m.source)])
     notes = [f"- {esc(m.note)}" for m in codes.maps if m.note]
     return (list_table(["Resource", "System", "Code", "Display (as the source gives it)", "Gives", "Source"], rows,
-                       "backcare-fhir-codes", "12 10 12 26 20 20")
+                       "backcare-fhir-codes backcare-stack-wide", "12 10 12 26 20 20")
             + ["What the groups of codes are:", ""] + notes + [""])
 
 
@@ -644,10 +712,9 @@ EDGE_COLOURS = {"guideline": "#2e7d32", "trial": "#1f5fa8", "low": "#b7791f", "c
                 "refuted": "#777777"}
 
 _HEADER = [
-    # size: at most 9 inches wide, scaled down to fit, which keeps 14pt labels
-    # readable (about 12px) in the docs' widened content column.
-    '  graph [rankdir=LR, nodesep=0.12, ranksep=0.5, bgcolor="transparent", newrank=true, forcelabels=true, '
-    'size="9,40"];',
+    # Drawn at full size (no size= scaling): a page shows it scaled to its
+    # column and links to it at this size, where 12pt (16px) is the smallest text.
+    '  graph [rankdir=LR, nodesep=0.12, ranksep=0.5, bgcolor="transparent", newrank=true, forcelabels=true];',
     '  node [fontsize=14, margin="0.10,0.03", height=0.32];',
     '  edge [fontsize=13, arrowsize=0.7, penwidth=1.3];',
 ]
@@ -658,7 +725,8 @@ def _is_catalogue(rule: _model.Rule) -> bool:
 
 
 def _rule_url(rule: _model.Rule, page: str) -> str:
-    return f"{page}#{make_id(rule_label(rule.id))}"
+    """A rule's card, from the page the diagram is on (at the root, as ``catalogue.html`` is)."""
+    return f"{rule_page(rule)}.html#{make_id(rule_label(rule.id))}"
 
 
 class _Graph:
@@ -791,7 +859,7 @@ def safety_dot(rb: _model.Rulebase, page: str = "catalogue.html") -> str:
     The catalogue rules (one per red flag and contraindication) are folded
     into one box each.
     """
-    g = _Graph(rb, page, xlabels=False, fontsize=10)
+    g = _Graph(rb, page, xlabels=False, fontsize=13)
     outs = {
         "out:referral": _attrs(label="referral", shape="octagon", style="filled", fillcolor="#f9d6d2",
                                color=SAFETY_COLOUR),
@@ -932,6 +1000,29 @@ def cli_intro() -> list[str]:
 # Writing the fragments
 
 
+def changelog_releases(text: str) -> list[tuple[str, str | None]]:
+    """The changelog's entries, newest first: (``Unreleased`` or a version, its date or None)."""
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"^## \[([^\]]+)\](?: - (\S+))?", text, re.M)]
+
+
+def changelog_version(changelog: Path) -> list[str]:
+    """What version these pages document, and where its changes are in the changelog below (Markdown).
+
+    A development version (``0.2.0.dev0``) is what ``[Unreleased]`` describes;
+    a release must have an entry of its own. tests/test_docs.py holds the
+    changelog to the same rule.
+    """
+    from packaging.version import Version
+
+    version = Version(backcare.__version__)
+    releases = [v for v, date in changelog_releases(changelog.read_text(encoding="utf-8")) if v != "Unreleased"]
+    latest = f" The latest release is {releases[0]}." if releases else ""
+    if version.is_devrelease or version.is_prerelease:
+        return [f"These pages document backcare **{version}**, a development version of {version.base_version}: "
+                f"what it changes so far is under *Unreleased* below.{latest}", ""]
+    return [f"These pages document backcare **{version}**: its changes are under *{version}* below.", ""]
+
+
 def _write(path: Path, text: str) -> None:
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return
@@ -953,7 +1044,7 @@ def generate(srcdir: Path) -> dict[str, str]:
         "input-limits.rst": input_limits(),
         "catalogue-summary.rst": catalogue_summary(rb),
         "catalogue-techniques.rst": techniques(rb),
-        "catalogue-rules.rst": rules(rb),
+        "catalogue-files.rst": rule_files(rb),
         "catalogue-red-flags.rst": red_flags(rb),
         "catalogue-contraindications.rst": contraindications(rb),
         "catalogue-urgency.rst": urgency_actions(rb),
@@ -967,10 +1058,19 @@ def generate(srcdir: Path) -> dict[str, str]:
         "cli.rst": cli_reference(),
     }
     texts = {name: "\n".join(lines).rstrip() + "\n" for name, lines in fragments.items()}
+    texts["changelog-version.md"] = "\n".join(changelog_version(srcdir.parent / "CHANGELOG.md"))
     texts["chain.dot"] = chain_dot(rb)
     texts["safety.dot"] = safety_dot(rb)
     for name, text in texts.items():
         _write(out_dir / name, text)
+    # The rule pages are pages of their own, so they live outside _generated/ (which holds fragments).
+    pages_dir = srcdir / CATALOGUE
+    pages_dir.mkdir(exist_ok=True)
+    pages = {f"{stem}.rst": "\n".join(lines).rstrip() + "\n" for stem, lines in rule_pages(rb).items()}
+    for stale in set(p.name for p in pages_dir.glob("*.rst")) - set(pages):
+        (pages_dir / stale).unlink()
+    for name, text in pages.items():
+        _write(pages_dir / name, text)
     return texts
 
 
@@ -979,33 +1079,120 @@ def _on_builder_inited(app: Sphinx) -> None:
 
 
 # ---------------------------------------------------------------------------
-# backcare-command: run the CLI at build time and show what it prints
+# Examples a reader can follow: files, commands, and a clean directory per page
+#
+# Every page's examples run in a directory of their own that starts empty, as
+# for a reader who has just run ``pip install backcare``: ``backcare-file``
+# shows a file and writes it there (for the commands after it, and, through a
+# hidden doctest step, for the Python examples), and ``backcare-command`` runs
+# there. tests/test_docs_examples.py does the same outside Sphinx.
+
+
+def _workdir(env: Any) -> Path:
+    """The directory this page's examples run in while it is read (removed once it has been read)."""
+    path = env.temp_data.get("backcare_workdir")
+    if path is None:
+        path = env.temp_data["backcare_workdir"] = Path(tempfile.mkdtemp(prefix="backcare-docs-"))
+    return Path(path)
+
+
+def _drop_workdir(app: Sphinx, doctree: nodes.document) -> None:
+    path = app.env.temp_data.pop("backcare_workdir", None)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class BackcareFile(SphinxDirective):
+    """Show a file the reader creates, and create it in the page's directory.
+
+    The argument is the file's path relative to the reader's working
+    directory; the content is the file, or ``:from:`` names a file of this
+    checkout to show (relative to the page). The file is written for the
+    ``backcare-command`` blocks after it and, by a doctest step hidden from
+    the page, for the Python examples after it, so the page works exactly as
+    a reader following it would.
+    """
+
+    required_arguments = 1
+    has_content = True
+    option_spec = {"from": directives.unchanged, "language": directives.unchanged,
+                   "linenos": directives.flag}
+
+    def run(self) -> list[nodes.Node]:
+        from sphinx.directives.code import container_wrapper
+
+        rel = self.arguments[0]
+        _check_relative(self, rel)
+        if "from" in self.options:
+            source = (Path(self.env.doc2path(self.env.docname)).parent / self.options["from"]).resolve()
+            self.env.note_dependency(str(source))
+            text = source.read_text(encoding="utf-8")
+        else:
+            if not self.content:
+                raise self.error("backcare-file: give the file's content, or :from:")
+            text = "\n".join(self.content) + "\n"
+        target = _workdir(self.env) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        language = self.options.get("language") or {".toml": "toml", ".json": "json", ".py": "python",
+                                                     ".yml": "yaml", ".yaml": "yaml", ".ini": "ini",
+                                                     ".cfg": "ini", ".html": "html"}.get(Path(rel).suffix, "text")
+        block = nodes.literal_block(text, text.rstrip("\n"), language=language)
+        block["classes"].append("backcare-file")
+        if "linenos" in self.options:
+            block["linenos"] = True
+        self.set_source_info(block)
+        shown = container_wrapper(self, block, rel)
+        return [shown, _hidden_write(self, rel, text)]
+
+
+def _check_relative(directive: SphinxDirective, rel: str) -> None:
+    if Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise directive.error(f"{directive.name}: {rel!r} must be a relative path inside the working directory")
+
+
+def _hidden_write(directive: SphinxDirective, rel: str, text: str) -> nodes.Node:
+    """A doctest step, not shown on the page, that writes ``text`` to ``rel`` where the Python examples run."""
+    code = (f">>> import pathlib as _pathlib\n"
+            f">>> _pathlib.Path({str(Path(rel).parent)!r}).mkdir(parents=True, exist_ok=True)\n"
+            f">>> _ = _pathlib.Path({rel!r}).write_text({text!r}, encoding='utf-8')\n")
+    hidden = nodes.comment(code, code, testnodetype="doctest", groups=["default"], options={})
+    directive.set_source_info(hidden)
+    return hidden
 
 
 class BackcareCommand(SphinxDirective):
-    """Run ``backcare ARGS`` from the repository root and show the command and its output.
+    """Run ``backcare ARGS`` and show the command and its real output.
 
-    ``:exit:`` is the exit code the command must end with (default 0);
-    anything else fails the build, so a command shown in the docs always works.
-    ``:lines:`` keeps only the first N lines of output.
+    It runs in the page's directory (holding the files ``backcare-file``
+    wrote above it), or with ``:cwd: checkout`` at the root of this checkout,
+    for commands about the checkout itself. ``:exit:`` is the exit code the
+    command must end with (default 0); anything else fails the build, so a
+    command shown in the docs always works. ``:lines:`` keeps only the first
+    N lines of output. ``:stdout: FILE`` shows the command as ``... > FILE``
+    and writes what it prints to that file instead of showing it, for the
+    commands and Python examples after it.
     """
 
     required_arguments = 1
     final_argument_whitespace = True
-    option_spec = {"exit": directives.nonnegative_int, "lines": directives.positive_int}
+    option_spec = {"exit": directives.nonnegative_int, "lines": directives.positive_int,
+                   "cwd": lambda arg: directives.choice(arg, ("page", "checkout")),
+                   "stdout": directives.unchanged_required}
 
     def run(self) -> list[nodes.Node]:
         argv = shlex.split(self.arguments[0])
         if not argv or argv[0] != "backcare":
             raise self.error("backcare-command: the command must start with 'backcare'")
-        root = Path(self.env.srcdir).parent
+        checkout = Path(self.env.srcdir).parent
+        where = checkout if self.options.get("cwd") == "checkout" else _workdir(self.env)
         rules_dir = _loader.default_rules_path()
         for file in _loader.pack_files(rules_dir):
             self.env.note_dependency(str(file))
         out, err = io.StringIO(), io.StringIO()
         cwd = os.getcwd()
         try:
-            os.chdir(root)
+            os.chdir(where)
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 try:
                     code = _cli.main(argv[1:])
@@ -1017,21 +1204,189 @@ class BackcareCommand(SphinxDirective):
         if code != expected:
             raise self.error(f"backcare-command {self.arguments[0]!r} exited {code}, expected {expected}: "
                              f"{err.getvalue().strip()[:500]}")
-        text = out.getvalue() + err.getvalue()
-        text = text.replace(str(root) + os.sep, "")
+        if "stdout" in self.options:
+            rel = self.options["stdout"]
+            _check_relative(self, rel)
+            (where / rel).parent.mkdir(parents=True, exist_ok=True)
+            (where / rel).write_text(out.getvalue(), encoding="utf-8")
+            shown = f"$ {self.arguments[0]} > {rel}"
+            extra = [_hidden_write(self, rel, out.getvalue())]
+            text = err.getvalue()
+        else:
+            text = out.getvalue() + err.getvalue()
+            extra = []
+        for root in (where, where.resolve()):
+            text = text.replace(str(root) + os.sep, "")
         lines = text.rstrip("\n").splitlines()
         if "lines" in self.options and len(lines) > self.options["lines"]:
             lines = lines[: self.options["lines"]] + ["..."]
-        shown = "$ " + self.arguments[0] + "\n" + "\n".join(lines)
+        shown = "\n".join(["$ " + self.arguments[0] if "stdout" not in self.options else shown, *lines])
         block = nodes.literal_block(shown, shown, language="console")
         block["classes"].append("backcare-command")
         self.set_source_info(block)
-        return [block]
+        return [block, *extra]
+
+
+# ---------------------------------------------------------------------------
+# Rules as objects of the docs: searchable, linkable with :rule:`id`, indexed
+
+
+class RuleCard(SphinxDirective):
+    """A rule's card: a box with the rule's id as its anchor, registered as a ``rule`` object."""
+
+    required_arguments = 1
+    has_content = True
+    option_spec = {"class": directives.class_option}
+
+    def run(self) -> list[nodes.Node]:
+        rule_id = self.arguments[0]
+        node_id = make_id(rule_label(rule_id))
+        box = nodes.container(classes=self.options.get("class", []), ids=[node_id])
+        self.set_source_info(box)
+        self.state.nested_parse(self.content, self.content_offset, box)
+        std = (self.env.domains.standard_domain if hasattr(self.env.domains, "standard_domain")
+               else self.env.get_domain("std"))
+        std.note_object("rule", rule_id, node_id, location=box)
+        # A main entry: searching the id lists its card first.
+        index = addnodes.index(entries=[("pair", f"{rule_id}; rule", node_id, "main", None)])
+        return [index, box]
+
+
+class BreakableIds(SphinxPostTransform):
+    """Let ids in table cells wrap only between their parts: a ``<wbr>`` after each ``_``, ``.``, ``-`` and ``/``.
+
+    A narrow column then breaks ``recent_spinal_procedure`` at an underscore,
+    never inside a word, and nothing is added to the text a reader copies.
+    """
+
+    default_priority = 400
+    formats = ("html",)
+    _JOIN = re.compile(r"(?<=\w[_./-])(?=\w)")
+
+    def run(self, **kwargs: Any) -> None:
+        for entry in self.document.findall(nodes.entry):
+            for text in list(entry.findall(nodes.Text)):
+                parts = self._JOIN.split(str(text))
+                if len(parts) < 2 or isinstance(text.parent, (nodes.raw, nodes.literal_block)):
+                    continue
+                new: list[nodes.Node] = []
+                for i, part in enumerate(parts):
+                    if i:
+                        new.append(nodes.raw("", "<wbr>", format="html"))
+                    new.append(nodes.Text(part))
+                text.parent.replace(text, new)
+
+
+def _reread_rule_pages(app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
+    """Read the rule pages on every build, not only when they change.
+
+    Sphinx 9 keeps a page's search-index entries only in the build that reads
+    it, so after an incremental build searching a rule id would no longer put
+    its card first.
+    """
+    return sorted(d for d in env.found_docs if d.startswith(CATALOGUE + "/"))
+
+
+def _html_visit_graphviz(self: Any, node: Any) -> None:
+    """Sphinx's graphviz output, and for a ``backcare-fullsize`` diagram a link to its SVG at full size."""
+    from sphinx.ext.graphviz import html_visit_graphviz, render_dot
+
+    if "backcare-fullsize" in node.get("classes", []):
+        fname, _ = render_dot(self, node["code"], node["options"], "svg", "graphviz", node.get("filename"))
+        if fname is not None:
+            self.body.append(f'<p class="backcare-fullsize-link"><a class="backcare-fullsize" '
+                             f'href="{fname.as_posix()}">Open the diagram full size</a> (the text at reading size; '
+                             'each arrow links to its rule)</p>\n')
+    html_visit_graphviz(self, node)
+
+
+# ---------------------------------------------------------------------------
+# The API reference: documentation that lives next to what it documents
+
+
+def _attr_docs(name: str, obj: Any) -> dict[tuple[str, str], list[str]]:
+    """The ``#:`` comments about ``backcare.<name>`` (the object ``obj``), from the private module defining it."""
+    import sys
+
+    from sphinx.errors import PycodeError
+    from sphinx.pycode import ModuleAnalyzer
+
+    found: dict[tuple[str, str], list[str]] = {}
+    # Every private module that holds the object, since others import it too; only the one that
+    # defines it has the comments.
+    for modname in sorted(m for m in sys.modules if m.startswith("backcare._")):
+        if getattr(sys.modules[modname], name, None) is obj:
+            try:
+                docs = ModuleAnalyzer.for_module(modname).find_attr_docs()
+            except PycodeError:
+                continue
+            found.update((key, list(lines)) for key, lines in docs.items() if key[0] in ("", name))
+    return found
+
+
+def _api_docstrings(app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+    """Fill in what autodoc cannot find on its own.
+
+    - A constant ``backcare.X`` imported from a private module has its ``#:``
+      comment there, not in ``backcare/__init__.py``; autodoc would show
+      ``str``'s own help instead.
+    - Classes shown as ``backcare.X`` (the errors set ``__module__`` so) keep
+      their fields' ``#:`` comments in their own module, and autodoc finds
+      neither instance attributes declared by annotation only
+      (``ProfileError.field``) nor their comments.
+    - A :class:`~backcare.Profile` field is described by its field
+      specification (the text validation errors and the schema use), not by
+      a comment that could drift from it.
+    """
+    parts = name.split(".")
+    if parts[0] != "backcare" or len(parts) not in (2, 3):
+        return
+    if what == "data" and len(parts) == 2:
+        docs = _attr_docs(parts[1], obj).get(("", parts[1]))
+        if docs:
+            lines[:] = list(docs)
+    elif what in ("class", "exception") and len(parts) == 2 and getattr(obj, "__module__", "") == "backcare":
+        docs_by_attr = _attr_docs(parts[1], obj)
+        for attr, annotation in getattr(obj, "__annotations__", {}).items():
+            if (parts[1], attr) in docs_by_attr and not hasattr(obj, attr):
+                lines += ["", f".. attribute:: {attr}", f"   :type: {annotation}", ""]
+                lines += ["   " + line for line in docs_by_attr[(parts[1], attr)]]
+    elif what == "attribute" and parts[1] == "Profile" and parts[2] in _profile.core_fields():
+        spec = _profile.core_fields()[parts[2]]
+        lines[:] = [spec.description, "", f"Accepts {spec.expected()}; ``None`` (the default) is not given."]
+    elif what == "attribute" and not any(line.strip() for line in lines):
+        docs = _attr_docs(parts[1], getattr(backcare, parts[1], None)).get((parts[1], parts[2]))
+        if docs:
+            lines[:] = list(docs)
+
+
+#: Internal types that public signatures accept but callers never build.
+_INTERNAL_IN_SIGNATURES = re.compile(r" \| ~?backcare\._[\w.]*\bPackText\b")
+
+
+def _api_signatures(app: Sphinx, what: str, name: str, obj: Any, options: Any, signature: str | None,
+                    return_annotation: str | None) -> tuple[str | None, str | None] | None:
+    """Public signatures without internal types (a recommender pickles its packs as PackText)."""
+    if not signature:
+        return None
+    return _INTERNAL_IN_SIGNATURES.sub("", signature), return_annotation
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    from sphinx.ext.graphviz import graphviz
+
+    app.setup_extension("sphinx.ext.graphviz")
     app.connect("builder-inited", _on_builder_inited)
+    app.connect("doctree-read", _drop_workdir)
+    app.connect("env-get-outdated", _reread_rule_pages)
     app.add_directive("backcare-command", BackcareCommand)
+    app.add_directive("backcare-file", BackcareFile)
+    app.add_directive("backcare-rule", RuleCard)
+    app.add_object_type("rule", "rule", objname="backcare rule", indextemplate="pair: %s; rule")
+    app.add_node(graphviz, override=True, html=(_html_visit_graphviz, None))
+    app.add_post_transform(BreakableIds)
+    app.connect("autodoc-process-docstring", _api_docstrings)
+    app.connect("autodoc-process-signature", _api_signatures)
     for name in CLASS_ROLES:
         app.add_role(name, _class_role(name))
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

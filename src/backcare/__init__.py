@@ -36,6 +36,7 @@ from ._result import (
     Step,
 )
 
+#: backcare's version (PEP 440): a ``.devN`` suffix is a development version of the next release.
 __version__ = "0.2.0.dev0"
 
 __all__ = [

@@ -29,6 +29,9 @@ class ProfileError(BackcareError, ValueError):
     list items, e.g. ``red_flags[1]``).
     """
 
+    #: The field the message is about (``red_flags[1]`` for a list item), or ``None``.
+    field: str | None
+
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
@@ -46,11 +49,17 @@ class Problem:
     too large, not UTF-8, nested too deep).
     """
 
+    #: What is wrong and what was expected, with a did-you-mean where one helps.
     message: str
+    #: The file it is in, if known.
     file: str | None = None
+    #: The line, if known.
     line: int | None = None
+    #: The id (or name) of the entry it is about.
     rule_id: str | None = None
+    #: The key it is about, dotted for nested keys (``when.pain_weeks``).
     key: str | None = None
+    #: What sort of entry: ``rule``, ``field``, ``technique``, ``source``, ``example``, ... (see above).
     kind: str | None = None
 
     def __str__(self) -> str:
@@ -72,10 +81,13 @@ class RuleError(BackcareError):
     author fixes them in one pass instead of one per run.
     """
 
+    #: Every problem found in the load, sorted by file and line.
+    problems: tuple[Problem, ...]
+
     def __init__(self, problems: Sequence[Problem] | str) -> None:
         if isinstance(problems, str):
             problems = [Problem(problems)]
-        self.problems: tuple[Problem, ...] = tuple(problems)
+        self.problems = tuple(problems)
         if len(self.problems) == 1:
             text = str(self.problems[0])
         else:

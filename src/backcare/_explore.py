@@ -37,11 +37,17 @@ class Miss:
     a derived fact); ``distance`` is how many there are.
     """
 
+    #: The rule that could have scored the technique.
     rule_id: str
+    #: Its title.
     title: str
+    #: The points it would have added.
     weight: float
+    #: Its evidence level.
     evidence: str
+    #: The conditions on the profile that would have to hold, in words.
     missing: tuple[str, ...]
+    #: How many conditions are missing; the nearest rules come first.
     distance: int
 
 
@@ -56,12 +62,19 @@ class WhyNot:
     lists the rules that could have, nearest first).
     """
 
+    #: The technique's id.
     technique: str
+    #: Its name, for people.
     name: str
+    #: ``recommended``, ``excluded``, ``demoted``, ``no_points`` or ``unsupported``.
     status: str
+    #: The answer in one sentence.
     summary: str
+    #: Its place among the recommended techniques, for ``recommended``.
     rank: int | None = None
+    #: The rules that exclude or demote it (or, if recommended, its rationale).
     rules: tuple[Step, ...] = ()
+    #: For ``unsupported``: the rules that could have scored it, nearest first.
     misses: tuple[Miss, ...] = ()
 
     def __str__(self) -> str:
@@ -91,15 +104,26 @@ class WhatIf:
     ones; ``top_name`` and ``was_top_name`` are the techniques' names.
     """
 
+    #: The profile field to change.
     field: str
+    #: The field's new values that give this outcome (``None``: not given).
     values: tuple[Any, ...]
+    #: For an integer field, the spans of values ``(low, high)`` that give
+    #: this outcome, each end ``None`` where the span is open.
     ranges: tuple[tuple[int | None, int | None], ...]
+    #: The change in words ("age 15 instead of 45").
     change: str
+    #: The new top technique's id, or ``None``.
     top: str | None
+    #: The new referral urgency, or ``None``.
     referral: str | None
+    #: The current top technique's id, or ``None``.
     was_top: str | None
+    #: The current referral urgency, or ``None``.
     was_referral: str | None
+    #: The new top technique's name.
     top_name: str | None
+    #: The current top technique's name.
     was_top_name: str | None
 
     def __str__(self) -> str:

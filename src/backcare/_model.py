@@ -257,11 +257,17 @@ class FactInfo:
 class RedFlag:
     """A warning sign of serious disease; the person must be referred."""
 
+    #: The id a profile lists in ``red_flags``.
     id: str
+    #: The warning sign, in words.
     description: str
+    #: What it may point to.
     suspected: str
+    #: How soon to see a clinician: ``emergency``, ``urgent`` or ``routine``.
     urgency: Urgency
+    #: The id of the source behind it.
     source: str
+    #: Where it is defined (file and line); an internal type.
     origin: Origin | None = attrs.field(default=None, eq=False, repr=False)
 
 
@@ -269,13 +275,21 @@ class RedFlag:
 class Contraindication:
     """A condition that rules out or limits massage."""
 
+    #: The id a profile lists in ``conditions``.
     id: str
+    #: The condition or treatment, in words.
     description: str
+    #: ``no_massage``, ``exclude``, ``avoid_area`` or ``consult_first``.
     effect: Literal["no_massage", "exclude", "avoid_area", "consult_first"]
+    #: Why it limits massage.
     because: str
+    #: The id of the source behind it.
     source: str
+    #: For ``exclude``: which techniques it rules out; an internal type.
     exclude: Exclude | None = None
+    #: A referral it also makes, if any; an internal type.
     refer: Refer | None = None
+    #: Where it is defined (file and line); an internal type.
     origin: Origin | None = attrs.field(default=None, eq=False, repr=False)
 
 
@@ -316,10 +330,15 @@ class PackInfo:
     the same digest and a pack changed by one character has another.
     """
 
+    #: The pack's name (``[pack] name``, else its directory or file name).
     name: str
+    #: SHA-256 of the pack's files, the same wherever they are read from.
     digest: str
+    #: The pack's version (``[pack] version``), if it gives one.
     version: str | None = None
+    #: The pack's description (``[pack] description``), if it gives one.
     description: str | None = None
+    #: Whether this is backcare's default pack.
     default: bool = False
     #: Where the loader read it (a path, or an in-memory pack's name): never part of a result.
     source: str = attrs.field(default="", eq=False, repr=False, metadata={"internal": True})

@@ -46,14 +46,23 @@ class FieldSpec:
     name.
     """
 
+    #: The field's name.
     name: str
+    #: ``bool``, ``int``, ``number``, ``string`` or ``list``.
     type: str = attrs.field(validator=attrs.validators.in_(FIELD_TYPES))
+    #: What the field means, for people.
     description: str
+    #: The smallest number it accepts, if bounded.
     minimum: float | None = None
+    #: The largest number it accepts, if bounded.
     maximum: float | None = None
+    #: The values a string (or each item of a list) may take, if restricted.
     choices: tuple[str, ...] | None = None
+    #: The catalogue whose ids a list takes (``red_flags``, ``conditions``, ``local_conditions``).
     choices_from: str | None = None
+    #: The value used when the profile does not give one, if any.
     default: Value | None = None
+    #: A short name for sentences ("weeks of pain").
     label: str | None = None
     #: Fields that must be given together with this one.
     requires: tuple[str, ...] = ()
@@ -278,6 +287,7 @@ class Profile:
         choices_from="local_conditions",
         label="conditions away from the back",
     )
+    #: Fields declared by rule packs, as sorted ``(name, value)`` pairs.
     extra: tuple[tuple[str, Value], ...] = attrs.field(default=(), kw_only=True, converter=_sorted_items)
 
     def __attrs_post_init__(self) -> None:

@@ -38,9 +38,13 @@ PathLike = Union[str, "os.PathLike[str]"]
 class CacheInfo:
     """Counters of a recommender's result cache."""
 
+    #: Results served from the cache (or repeated within one batch).
     hits: int
+    #: Results that had to be evaluated.
     misses: int
+    #: Results in the cache now.
     size: int
+    #: The most it keeps (``cache_size``).
     maxsize: int
 
 
@@ -96,6 +100,8 @@ class Recommender:
                              + did_you_mean(str(ranking)[:100], RANKINGS))
         packs: list[Path | PackText] = [default_rules_path()] if include_default else []
         packs += [p if isinstance(p, PackText) else Path(p) for p in rules]
+        #: The loaded rules, for inspection (``rulebase.rules``, ``rulebase.techniques``); its type is
+        #: internal and may change.
         self.rulebase: Rulebase
         self.rulebase, texts = load_with_sources(packs, allow_safety_overrides=allow_safety_overrides,
                                                  max_pack_bytes=max_pack_bytes)
@@ -103,7 +109,9 @@ class Recommender:
         extra = texts[1:] if include_default else texts
         self._args = (extra, include_default, allow_safety_overrides, cache_size,
                       pack_digest(texts[0]) if include_default else "", ranking)
+        #: The ranking policy in use: ``seed`` or ``evidence``.
         self.ranking: str = ranking or self.rulebase.ranking or "seed"
+        #: What every result of this recommender names as its provenance.
         self.provenance = Provenance(self.rulebase.packs, self.ranking, self.rulebase.safety_overrides)
         self._fields = effective_fields(self.rulebase)
         try:

@@ -79,9 +79,13 @@ class Premise:
     it, such as the age when the pain began), false for what rules derived.
     """
 
+    #: The fact's name: a profile field, a computed fact (``onset_age``) or a derived fact.
     fact: str
+    #: The value it had (``True`` for a fact that simply holds).
     value: Scalar
+    #: The premise in words, as results show it ("weeks of pain over 12").
     text: str
+    #: True if the profile gave it (or backcare computed it from the profile), false if a rule derived it.
     given: bool
 
 
@@ -89,17 +93,29 @@ class Premise:
 class Step:
     """One rule firing in a chain of reasoning, with its source and evidence."""
 
+    #: The id of the rule that fired.
     rule_id: str
+    #: The rule's title.
     title: str
+    #: Why the conclusion follows: the rule's ``because``.
     text: str
+    #: What the rule concluded, in words ("adds 2 points to Kneading").
     conclusion: str
+    #: The facts the rule fired on, in order.
     premises: tuple[Premise, ...]
+    #: The id of the source the rule encodes.
     source: str
+    #: That source's citation.
     citation: str
+    #: The rule's own evidence level (see :ref:`evidence-levels`).
     evidence: str
+    #: The passage of the seed document the rule encodes, if it encodes one.
     passage: str | None = None
+    #: What the evidence says instead, where it disagrees with the rule.
     caveat: str | None = None
+    #: The id of the source behind the caveat.
     caveat_source: str | None = None
+    #: That source's citation.
     caveat_citation: str | None = None
     #: No study was found that tested the claim this step encodes.
     untested: bool = False
@@ -116,9 +132,13 @@ class Contribution:
     A contribution whose chain is refuted is shown but never counted.
     """
 
+    #: The rule that scored the technique.
     rule_id: str
+    #: The points it adds (negative: it counts against the technique).
     weight: float
+    #: The weakest evidence level along the chain behind this firing.
     evidence: str
+    #: Whether the weight counts in the score (not when the chain is refuted).
     counted: bool
 
 
@@ -132,14 +152,23 @@ class RankedTechnique:
     a technique is only as well supported as its weakest supporting link.
     """
 
+    #: The technique's id.
     id: str
+    #: Its name, for people.
     name: str
+    #: What the therapist does.
     description: str
+    #: How firm it is: ``light``, ``moderate``, ``firm`` or ``deep``.
     pressure: str
+    #: The counted points the rules gave it (see :ref:`concepts-scoring`).
     score: float
+    #: The weakest evidence level among the chains that raise its score.
     evidence: str
+    #: The score split by evidence level; the parts add up to ``score``.
     score_by_evidence: Mapping[str, float] = attrs.field(converter=_freeze_mapping)
+    #: Each rule's part in the score, counted or not.
     contributions: tuple[Contribution, ...]
+    #: The steps behind the technique, derivations first, each rule once.
     rationale: tuple[Step, ...]
 
     @property
@@ -157,12 +186,19 @@ class NotRecommended:
     counted score is 0 or less.
     """
 
+    #: The technique's id.
     technique: str
+    #: Its name, for people.
     name: str
+    #: Its counted score.
     score: float
+    #: ``demoted`` (a rule counts against it) or ``no_points`` (its score is 0 or less).
     reason: str
+    #: The rules that count against it, for ``demoted``.
     demoted_by: tuple[str, ...]
+    #: Each rule's part in its score.
     contributions: tuple[Contribution, ...]
+    #: The steps behind it.
     rationale: tuple[Step, ...]
 
 
@@ -170,8 +206,11 @@ class NotRecommended:
 class Exclusion:
     """A technique that must not be used, with every rule that says so."""
 
+    #: The technique's id.
     technique: str
+    #: Its name, for people.
     name: str
+    #: Every safety rule (or referral) that rules it out, as steps.
     reasons: tuple[Step, ...]
 
 
@@ -186,13 +225,21 @@ class Referral:
     started the chain.
     """
 
+    #: ``emergency`` (the same day), ``urgent`` (within days) or ``routine``.
     urgency: str
+    #: What the warning signs may point to, in words.
     suspected: tuple[str, ...]
+    #: The red flags behind the referral, given or raised by rules.
     flags: tuple[str, ...]
+    #: The answers in the profile that started the chain.
     triggers: tuple[Premise, ...]
+    #: What the person should do, in words.
     action: str
+    #: For a routine referral, the firmest pressure allowed until the person is assessed.
     max_pressure: str | None
+    #: The ids of the sources behind the referral.
     sources: tuple[str, ...]
+    #: The rules that made the referral, as steps.
     rationale: tuple[Step, ...]
     #: Every technique is ruled out in this result (by the referral or by other safety rules).
     withheld: bool = False
@@ -221,10 +268,15 @@ class DerivedFact:
     refuted) is what the article claims about the person, not a finding.
     """
 
+    #: The fact's name (``duration``).
     name: str
+    #: Its value (``"chronic"``; ``True`` for a fact that simply holds).
     value: Scalar
+    #: The fact in words.
     text: str
+    #: The evidence level of its best derivation.
     evidence: str
+    #: The rules that derived it.
     rules: tuple[str, ...]
 
 
@@ -236,8 +288,11 @@ class Provenance:
     directories the packs were read from.
     """
 
+    #: The packs used, default pack first, as :class:`PackInfo`.
     packs: tuple[PackInfo, ...]
+    #: The ranking policy: ``seed`` or ``evidence``.
     ranking: str
+    #: The safety content the packs changed (only with ``allow_safety_overrides=True``).
     safety_overrides: tuple[str, ...] = ()
 
 
@@ -255,16 +310,27 @@ class Recommendation:
     ``not_recommended``, and those safety rules rule out in ``excluded``.
     """
 
+    #: The validated profile, as plain data.
     profile: Mapping[str, Any] = attrs.field(converter=_freeze_mapping)
+    #: The recommended techniques, best first.
     techniques: tuple[RankedTechnique, ...]
+    #: Techniques some rule scored that are not recommended, and why.
     not_recommended: tuple[NotRecommended, ...]
+    #: Techniques that must not be used, with the safety rules that say so.
     excluded: tuple[Exclusion, ...]
+    #: ``None``, or the advice to see a clinician and how soon. Show it first.
     referral: Referral | None
+    #: Every derived fact, with the evidence of its best derivation.
     derived: tuple[DerivedFact, ...]
+    #: The ids of every rule that fired, sorted.
     fired: tuple[str, ...]
+    #: Steps that add information rather than score: self-management advice, what research says.
     notes: tuple[Step, ...]
+    #: Steps from safety rules that the person must read.
     warnings: tuple[Step, ...]
+    #: The packs, ranking policy and safety overrides behind this result.
     provenance: Provenance
+    #: The disclaimer, :data:`DISCLAIMER`: show it with every result.
     disclaimer: str = DISCLAIMER
     #: The recommender that made this result, for why_not() and what_if(); never serialised.
     _recommender: Any = attrs.field(default=None, eq=False, repr=False, metadata={"internal": True})

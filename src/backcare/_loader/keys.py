@@ -18,6 +18,11 @@ ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
+def _article(word: str) -> str:
+    """The article before ``word``: "an emergency referral", "a routine referral"."""
+    return "an" if word[:1] and word[0] in "aeiou" else "a"
+
+
 #: The kinds of source a ``[[source]]`` may be, and a contraindication's effects.
 SOURCE_KINDS: tuple[str, ...] = ("seed", "review", "trial", "guideline", "study", "convention")
 EFFECTS: tuple[str, ...] = ("no_massage", "exclude", "avoid_area", "consult_first")
@@ -169,7 +174,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         Key("suspected", "string", "With refer: what the clinician should rule out."),
         _REPLACE,
     ),
-    "urgency": _keys(*(Key(u, "table", f"What a {u} referral tells the person: action, max_pressure.",
+    "urgency": _keys(*(Key(u, "table", f"What {_article(u)} {u} referral tells the person: action, max_pressure.",
                            keys=tuple(URGENCY_KEYS.values())) for u in URGENCIES)),
     "example": _keys(
         Key("name", "string", "The example's name, shown when it fails.", True),
