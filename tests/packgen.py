@@ -173,7 +173,7 @@ def packs(draw: st.DrawFn, max_rules: int = 14) -> Pack:
             st.sampled_from(["guideline", "trial", "low", "claim"])))
         rules.append(rule)
     text = to_toml({
-        "source": [{"id": "s", "kind": "study", "citation": "Generated (test)"}],
+        "source": [{"id": "s", "kind": "guideline", "citation": "Generated (test)"}],
         "field": field_entries,
         "technique": techniques,
         "rule": rules,
@@ -247,7 +247,7 @@ def oversized(kind: str, n: int) -> tuple[str, dict[str, Any]]:
     else:
         raise ValueError(kind)
     text = to_toml({
-        "source": [{"id": "s", "kind": "study", "citation": "Generated (test)"}],
+        "source": [{"id": "s", "kind": "guideline", "citation": "Generated (test)"}],
         "technique": [{"id": "t", "name": "T", "description": "g", "pressure": "light"}],
         "field": fields,
         "rule": rules,

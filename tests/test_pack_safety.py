@@ -85,7 +85,7 @@ when = { duration = "chronic" }
 then = { warn = "Chronic pain: the therapist checks before firm work." }
 because = "House rule."
 source = "clinic.protocol"
-evidence = "low"
+evidence = "claim"
 safety = true
 
 [[rule]]
@@ -475,7 +475,7 @@ def test_every_contraindication_holds_for_any_technique_a_pack_adds(tmp_path_fac
         then = {{ score = {{ "clinic.new" = 100 }} }}
         because = "x"
         source = "furlan2015"
-        evidence = "guideline"
+        evidence = "low"
     """)
     profile: dict[str, Any] = {"stiffness": True, "conditions": [condition]}
     if away and c.effect == "avoid_area":

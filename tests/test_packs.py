@@ -45,7 +45,7 @@ when = { cold_sensitive = true }
 then = { score = { hot_stones = 10 } }
 because = "Muscles that tighten in the cold relax with warmth."
 source = "clinic.protocol"
-evidence = "low"
+evidence = "claim"
 
 [[example]]
 name = "cold sensitive: hot stones first"

@@ -70,3 +70,17 @@ def test_a_copy_of_the_default_pack_runs_as_the_default_pack(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--backcare-pack", "rules")
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) >= 30 and "failed" not in outcomes and "error" not in outcomes, outcomes
+
+
+def test_safety_overrides_are_named_in_the_summary_and_the_junit_xml(project):
+    # Review: with the opt-in, a passing run never said which safety rule the pack switched off.
+    from .test_tooling import OVERRIDING
+
+    (project.path / "rules" / "clinic" / "clinic.toml").write_text(textwrap.dedent(OVERRIDING).lstrip())
+    project.makeini("[pytest]\nbackcare_packs = rules/clinic\nbackcare_allow_safety_overrides = true\n")
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "--junitxml=report.xml")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*backcare safety overrides*",
+                                 "warning: safety rule 'safety.low-pressure-tolerance' disabled*"])
+    xml = (project.path / "report.xml").read_text()
+    assert 'name="backcare_safety_override"' in xml and "safety.low-pressure-tolerance" in xml

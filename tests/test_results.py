@@ -171,6 +171,113 @@ def test_refuted_claims_add_nothing_and_are_never_stated_as_facts():
     assert rb.by_id["seed.elasticity-stretching-kneading"].evidence == "claim"
 
 
+def _graded(tmp_path: Path, source: str, evidence: str, extra: str = "", then: str = "score = { trigger_point_therapy = 20 }"):
+    """Load a one-rule pack citing ``source`` at ``evidence``; the problems, or [] when it loads."""
+    path = tmp_path / "graded.toml"
+    path.write_text(textwrap.dedent(f"""
+        [[source]]
+        id = "house.bands"
+        kind = "convention"
+        citation = "House wording"
+
+        [[rule]]
+        id = "clinic.strong-label"
+        title = "A strong label"
+        when = {{ pain_weeks = {{ ge = 0 }} }}
+        then = {{ {then} }}
+        because = "x"
+        source = "{source}"
+        evidence = "{evidence}"
+        {extra}
+    """), encoding="utf-8")
+    try:
+        Recommender([path], cache_size=0)
+    except backcare.RuleError as exc:
+        return [(p.key, p.message) for p in exc.problems]
+    return []
+
+
+@pytest.mark.parametrize(("source", "evidence", "extra", "refused"), [
+    # the review's pack: the blog post cited as a guideline ranked first under --ranking evidence
+    ("seed.trigger-points", "guideline", "", "'seed.trigger-points' (kind 'seed') backs at most 'claim'"),
+    ("seed.trigger-points", "low", "", "backs at most 'claim'"),
+    ("seed.trigger-points", "claim", "", None),
+    # a finding of research, named as caveat_source, backs what it found, no more
+    ("seed.trigger-points", "low", 'caveat = "c"\ncaveat_source = "furlan2015"', None),
+    ("seed.trigger-points", "guideline", 'caveat = "c"\ncaveat_source = "furlan2015"',
+     "'furlan2015' (kind 'review') backs at most 'trial'"),
+    ("wiltshire2010", "trial", "", "'wiltshire2010' (kind 'study') backs at most 'low'"),
+    ("nice-ng59", "guideline", "", None),
+    ("furlan2015", "trial", "untested = true", "with untested = true: a claim no study tested is graded 'claim'"),
+    ("seed.swedish", "refuted", "", "evidence 'refuted' needs the research that found the opposite"),
+    ("seed.swedish", "refuted", 'caveat = "c"\ncaveat_source = "wiltshire2010"', None),
+    ("house.bands", "guideline", "", "'house.bands' (kind 'convention') backs at most 'claim'"),
+])
+def test_an_evidence_level_is_no_stronger_than_what_the_rule_cites(tmp_path, source, evidence, extra, refused):
+    problems = _graded(tmp_path, source, evidence, extra)
+    if refused is None:
+        assert problems == []
+    else:
+        assert [key for key, _ in problems] == ["evidence"] and refused in problems[0][1], problems
+
+
+def test_a_convention_backs_a_definition_at_any_level(tmp_path):
+    definition = 'derive = { band = "wide" }'
+    assert _graded(tmp_path, "house.bands", "guideline", then=definition) == []
+    assert _graded(tmp_path, "seed.trigger-points", "guideline", then=definition) != []
+
+
+def test_the_strong_label_pack_of_the_review_no_longer_ranks_a_claim_first(tmp_path, capsys):
+    pack = tmp_path / "c1.toml"
+    pack.write_text(textwrap.dedent("""
+        [[rule]]
+        id = "clinic.strong-label"
+        title = "Trigger points for everyone"
+        when = { pain_weeks = { ge = 0 } }
+        then = { score = { trigger_point_therapy = 20 } }
+        because = "x"
+        source = "seed.trigger-points"
+        evidence = "guideline"
+    """), encoding="utf-8")
+    assert main(["rules", "check", str(pack)]) == 1
+    assert "rule 'clinic.strong-label': key 'evidence'" in capsys.readouterr().err
+
+
+def test_default_rules_citing_only_the_article_are_claims():
+    rb = DEFAULT.rulebase
+    for rule in rb.rules:
+        if rb.sources[rule.source].kind == "seed" and rule.evidence not in ("claim", "refuted"):
+            assert rule.caveat_source and rb.sources[rule.caveat_source].kind != "seed", rule.id
+    assert rb.by_id["seed.slow-healing"].evidence == "claim"
+
+
+def test_why_not_marks_claims_and_never_says_an_uncounted_point_adds_one():
+    # Review: why_not said "adds 1 point to Kneading" for the refuted circulation claim it does not count.
+    result = DEFAULT.recommend({"age": 40, "pain_weeks": 13})
+    kneading = str(result.why_not("kneading"))
+    assert "Refuted claim: Swedish massage and kneading increase circulation: would give 1 point to Kneading, " \
+           "never counted" in " ".join(kneading.split())
+    assert "Claim: Chronic pain may mean the back is not healing" in " ".join(kneading.split())
+    assert "adds 1 point to Kneading" not in " ".join(kneading.split())
+    assert "Not counted: 1 point resting on claims the evidence contradicts" in " ".join(kneading.split())
+    swedish = result.why_not("swedish_massage")
+    assert swedish.points is not None and swedish.points.startswith("Points: 1 point from a trial.")
+    assert all(len(line) <= 79 for line in str(swedish).splitlines())
+
+
+def test_what_if_and_why_not_text_fits_a_terminal(capsys, tmp_path):
+    profile = tmp_path / "p.json"
+    profile.write_text('{"stiffness": true, "age": 45}', encoding="utf-8")
+    assert main(["recommend", str(profile), "--what-if", "--why-not", "kneading"]) == 0
+    out = capsys.readouterr().out
+    assert "What if?" in out and max(len(line) for line in out.splitlines()) <= 79
+
+
+def test_a_field_in_the_wrong_case_gets_a_did_you_mean():
+    with pytest.raises(backcare.ProfileError, match=r"unknown profile field 'AGE' \(did you mean 'age'\?\)"):
+        DEFAULT.recommend({"age": 40, "AGE": 70})
+
+
 # --- 5. self-management advice at every duration --------------------------------------------------
 
 
@@ -190,6 +297,7 @@ REPORTS = {
     "lucas2009": ("agree poorly",),
     "wiltshire2010": ("blood flow", "lactate"),
     "crane2012": ("inflammatory signalling",),
+    "nice-ng59": ("risk stratification",),
 }
 #: Every caveat that cites a source: the source and the finding of it the caveat states.
 CAVEATS = {
@@ -199,6 +307,10 @@ CAVEATS = {
     "seed.swedish-long-strokes": ("cherkin2011", "10 weeks"),
     "seed.elasticity-stretching-kneading": ("furlan2015", "short-term"),
     "seed.chronic-not-healing": ("crane2012", "inflammatory signalling"),
+    "seed.injury-inflammation": ("crane2012", "inflammatory signalling"),
+    "startback.low": ("nice-ng59", "risk stratification"),
+    "startback.medium": ("nice-ng59", "risk stratification"),
+    "startback.high": ("nice-ng59", "risk stratification"),
     "seed.blood-flow-nutrients": ("wiltshire2010", "blood flow"),
     "seed.blood-flow-techniques": ("wiltshire2010", "blood flow"),
     "seed.toxin-removal": ("wiltshire2010", "lactate"),

@@ -144,6 +144,71 @@ def test_safety_overrides_on_the_command_line(capsys, tmp_path):
     assert code == 0
 
 
+OVERRIDING = UNSAFE + """
+[[example]]
+name = "firm pressure despite low tolerance"
+profile = { age = 40, pain_weeks = 20, tight_bands = true, pressure_tolerance = "low" }
+expect = { first = "trigger_point_therapy" }
+"""
+
+
+def test_rules_test_names_every_safety_override_in_every_format(capsys, tmp_path):
+    # Review: a pass in CI hid that the pack switched a safety rule off (only rules check said so).
+    pack = write(tmp_path / "unsafe.toml", OVERRIDING)
+    said = "safety rule 'safety.low-pressure-tolerance' disabled"
+    code, out, _ = run(capsys, "rules", "test", "--allow-safety-overrides", str(pack))
+    assert code == 0 and "1 passed" in out and f"warning: safety override: {said}" in out
+    code, out, _ = run(capsys, "rules", "test", "--allow-safety-overrides", "--format", "json", str(pack))
+    [note] = json.loads(out)["safety_overrides"]
+    assert code == 0 and said in note
+    xml = tmp_path / "report.xml"
+    code, _, _ = run(capsys, "rules", "test", "--allow-safety-overrides", "--junit-xml", str(xml), str(pack))
+    props = {p.get("name"): p.get("value") for p in ET.parse(xml).getroot().iter("property")}
+    assert code == 0 and said in props["safety_override"]
+
+
+def test_an_example_that_checks_nothing_is_refused(capsys, tmp_path):
+    # Review: expect = {} (or only empty lists) passed and counted toward coverage.
+    for expect in ("{}", "{ top_n = 0, in_top = [], order = [], absent = [], fired = [] }"):
+        (p,) = problems_of(tmp_path, f"""
+            [[example]]
+            name = "checks nothing"
+            profile = {{ tight_bands = true, red_flags = ["saddle_anaesthesia"] }}
+            expect = {expect}
+        """)
+        assert (p.kind, p.key, p.line) == ("example", "expect", 4)
+        assert "the example checks nothing: expect needs at least one of first, order" in p.message
+    # no_techniques = false checks something, and loads
+    Recommender([write(tmp_path / "ok.toml", """
+        [[example]]
+        name = "some technique"
+        profile = { age = 40, stiffness = true }
+        expect = { no_techniques = false }
+    """)])
+
+
+def test_a_pack_without_rules_does_not_claim_full_coverage(capsys, tmp_path):
+    pack = write(tmp_path / "only-examples.toml", """
+        [[example]]
+        name = "stiffness"
+        profile = { age = 40, stiffness = true }
+        expect = { first = "swedish_massage" }
+    """)
+    code, out, _ = run(capsys, "rules", "test", str(pack))
+    assert code == 0 and "1 passed, 0 failed; no rules of their own to cover" in out and "100%" not in out
+
+
+@pytest.mark.parametrize(("table", "key"), [
+    ('[pack]\nname = "clinic\\nRules used: backcare-default 0.2.0"\n', "name"),
+    ('[pack]\nname = "clinic"\nversion = "1\\n\\n"\n', "version"),
+    ('[[technique]]\nid = "x_y"\nname = "Hot\\tstones"\ndescription = "d"\npressure = "light"\n', "name"),
+])
+def test_one_line_texts_refuse_newlines_and_tabs(tmp_path, table, key):
+    # Review: a pack name holding a newline forged a second "Rules used:" line in the provenance.
+    problems = problems_of(tmp_path, table)
+    assert any(p.key == key and "on one line (no newline or tab" in p.message for p in problems), problems
+
+
 def test_no_default_loads_only_the_named_packs(capsys, tmp_path):
     pack = write(tmp_path / "alone.toml", CLINIC.replace('goal = "relaxation"', 'heat = true').replace(
         "[[technique]]", '[[field]]\nname = "heat"\ntype = "bool"\ndescription = "Likes heat."\n\n[[technique]]', 1)

@@ -34,6 +34,7 @@ from ._errors import BackcareError, RuleError
 from ._loader.read import InputRefused, PackText, byte_limit, decode_utf8, describe_bytes, read_limited
 from ._model import RANKINGS
 from ._recommender import Recommender
+from ._result import wrap
 from ._ruletest import read_packs, run_examples
 from ._schema import pack_schema, profile_schema, result_schema
 from ._text import CONTROL_RE, escape_controls, quote
@@ -292,7 +293,7 @@ def _run(args: argparse.Namespace) -> int:
             _out(f"\nWhy not {w.name}?\n{w}")
         if what_if is not None:
             _out("\nWhat if? Single changes that would change the top technique or the referral:")
-            _out("\n".join(f"- {w}" for w in what_if) or "- none")
+            _out("\n".join(line for w in what_if for line in wrap(str(w), "- ", "  ")) or "- none")
         return OK
     if args.command == "serve":
         return _serve(args)

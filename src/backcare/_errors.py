@@ -152,5 +152,8 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
             budget[0] = 0
             return ""
         budget[0] -= len(pool)
+    same_but_case = [c for c in pool if c.casefold() == word.casefold()]
+    if same_but_case:
+        return f" (did you mean {same_but_case[0]!r}?)"
     matches = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
     return f" (did you mean {matches[0]!r}?)" if matches else ""

@@ -22,7 +22,8 @@ from ._model import REFUTED, Condition, Rule, Rulebase, Test
 from ._oracle import compare
 from ._profile import COMPUTED_FACTS, Scalar
 from ._reasoning import Words, words
-from ._result import Recommendation, Step
+from ._result import Recommendation, Step, points_breakdown
+from ._result import wrap as _wrap
 
 #: How many near misses :class:`WhyNot` keeps; the nearest come first.
 MAX_MISSES = 8
@@ -76,14 +77,22 @@ class WhyNot:
     rules: tuple[Step, ...] = ()
     #: For ``unsupported``: the rules that could have scored it, nearest first.
     misses: tuple[Miss, ...] = ()
+    #: Where its points come from, by evidence level, and any never counted
+    #: (for ``recommended`` and ``no_points``).
+    points: str | None = None
 
     def __str__(self) -> str:
-        lines = [self.summary]
+        from ._result import step_heading
+
+        lines = _wrap(self.summary, "", "")
         for s in self.rules:
-            lines.append(f"  - {s.title}: {s.conclusion} [{s.rule_id}]")
+            lines += _wrap(step_heading(s), "  - ", "    ")
+        if self.points:
+            lines += _wrap(self.points, "  ", "  ")
         for m in self.misses:
-            lines.append(f"  - {m.title} [{m.rule_id}] would add {m.weight:g} (evidence: {m.evidence}) if: "
-                         + "; ".join(m.missing))
+            kind = {"claim": "Claim: ", "refuted": "Refuted claim: "}.get(m.evidence, "")
+            lines += _wrap(f"{kind}{m.title} [{m.rule_id}] would add {m.weight:g} (evidence: {m.evidence}) if: "
+                           + "; ".join(m.missing), "  - ", "    ")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,7 +173,7 @@ def why_not(result: Recommendation, technique: str) -> WhyNot:
         if t.id == technique:
             return WhyNot(technique, name, "recommended",
                           f"{name} is recommended, in place {rank} of {len(result.techniques)}.", rank=rank,
-                          rules=t.rationale)
+                          rules=t.rationale, points=points_breakdown(t.score_by_evidence, t.contributions))
     for e in result.excluded:
         if e.technique == technique:
             withheld = result.referral is not None and all(
@@ -178,9 +187,13 @@ def why_not(result: Recommendation, technique: str) -> WhyNot:
                 steps = tuple(s for s in n.rationale if s.rule_id in n.demoted_by)
                 return WhyNot(technique, name, "demoted",
                               f"{name} is not recommended: rules count against it for this profile.", rules=steps)
+            by_level: dict[str, float] = {}
+            for c in n.contributions:
+                if c.counted:
+                    by_level[c.evidence] = by_level.get(c.evidence, 0.0) + c.weight
             return WhyNot(technique, name, "no_points",
                           f"{name} is not recommended: its score is {n.score:g}, so nothing here speaks for it.",
-                          rules=n.rationale)
+                          rules=n.rationale, points=points_breakdown(by_level, n.contributions))
     profile = rec.profile(dict(result.profile))
     facts = set(input_facts(rb, profile)) | {(d.name, d.value) for d in result.derived}
     misses = _Misses(rb, facts).for_technique(technique)

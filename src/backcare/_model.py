@@ -330,7 +330,7 @@ class PackInfo:
     the same digest and a pack changed by one character has another.
     """
 
-    #: The pack's name (``[pack] name``, else its directory or file name).
+    #: The pack's name (``[pack] name``, else ``"unnamed pack"``).
     name: str
     #: SHA-256 of the pack's files, the same wherever they are read from.
     digest: str

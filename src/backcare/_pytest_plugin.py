@@ -66,6 +66,9 @@ class ExampleItem(pytest.Item):
     def __init__(self, *, example: Example, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.example = example
+        # In --junitxml too: a passing example run over a pack that switched safety off says so.
+        for note in self.config.stash[_STATE]["recommender"].rulebase.safety_overrides:
+            self.user_properties.append(("backcare_safety_override", note))
 
     def runtest(self) -> None:
         from ._ruletest import run_example
@@ -152,3 +155,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             holder = PackFile.from_parent(session, path=Path(name).resolve())
             items.append(PackItem.from_parent(holder, name="examples", message=f"{name}: no [[example]] in this "
                                               "rule pack, so nothing of it is tested"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Name every safety override the packs under test made, whatever the outcome."""
+    state = config.stash.get(_STATE, None)
+    recommender = state.get("recommender") if state else None
+    overrides = recommender.rulebase.safety_overrides if recommender is not None else ()
+    if overrides:
+        terminalreporter.section("backcare safety overrides", yellow=True)
+        for note in overrides:
+            terminalreporter.line(f"warning: {note}")

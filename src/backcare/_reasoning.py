@@ -137,7 +137,10 @@ class Words:
             parts.append(f"works out: {self.fact(fact, value)}")
         for tech, weight in then.score:
             name = self.techniques([tech])
-            if weight >= 0:
+            if rule.evidence == REFUTED:  # never counted: say so where the points are named
+                parts.append(f"would give {_number(weight)} point{'' if abs(weight) == 1 else 's'} to {name}, "
+                             "never counted")
+            elif weight >= 0:
                 parts.append(f"adds {_number(weight)} point{'' if weight == 1 else 's'} to {name}")
             else:
                 parts.append(f"counts {_number(-weight)} point{'' if weight == -1 else 's'} against {name}")

@@ -427,6 +427,38 @@ def _points(n: float) -> str:
     return f"{_number(abs(n))} point{'' if abs(n) == 1 else 's'}"
 
 
+
+def wrap(text: str, indent: str = "", sub: str | None = None) -> list[str]:
+    """``text`` as lines of at most 79 characters, for a terminal; a word longer than that is never split."""
+    return textwrap.wrap(clean(text), _WIDTH, initial_indent=indent,
+                         subsequent_indent=sub if sub is not None else indent,
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def step_heading(s: Step) -> str:
+    """A step's first line: a claim marked as one, then the rule's title, conclusion and id.
+
+    One wording for ``explain()`` and ``why_not()``, so neither states an
+    article's claim, or a refuted one, as a fact.
+    """
+    kind = {"claim": "Claim: ", "refuted": "Refuted claim: "}.get(s.evidence, "")
+    ref = s.rule_id if s.pack is None else f"{s.rule_id}, from the rule pack {s.pack!r}"
+    return f"{kind}{s.title}: {s.conclusion} [{ref}]"
+
+
+def points_breakdown(by_level: Mapping[str, float], contributions: tuple[Contribution, ...]) -> str:
+    """Where a score's points come from, by evidence level, and the points never counted."""
+    parts = [f"{_points(v)} from {_LEVEL_WORDS.get(k, k)}" for k, v in
+             sorted(by_level.items(), key=lambda kv: EVIDENCE_LEVELS.index(kv[0])
+                    if kv[0] in EVIDENCE_LEVELS else len(EVIDENCE_LEVELS))
+             if v]
+    text = "Points: " + (", ".join(parts) if parts else "none") + "."
+    ignored = [c for c in contributions if not c.counted]
+    if ignored:
+        total = sum(c.weight for c in ignored)
+        text += f" Not counted: {_points(total)} resting on claims the evidence contradicts."
+    return text
+
 class _Explainer:
     def __init__(self, result: Recommendation) -> None:
         self.r = result
@@ -436,9 +468,7 @@ class _Explainer:
         if not text:
             self.out.append("")
             return
-        self.out += textwrap.wrap(clean(text), _WIDTH, initial_indent=indent,
-                                  subsequent_indent=sub if sub is not None else indent,
-                                  break_long_words=False, break_on_hyphens=False)
+        self.out += wrap(text, indent, sub)
 
     def gap(self) -> None:
         if self.out and self.out[-1]:
@@ -481,9 +511,7 @@ class _Explainer:
                 self.step(s, "  ")
 
     def step(self, s: Step, indent: str) -> None:
-        kind = {"claim": "Claim: ", "refuted": "Refuted claim: "}.get(s.evidence, "")
-        ref = s.rule_id if s.pack is None else f"{s.rule_id}, from the rule pack {s.pack!r}"
-        self.line(f"- {kind}{s.title}: {s.conclusion} [{ref}]", indent, indent + "  ")
+        self.line(f"- {step_heading(s)}", indent, indent + "  ")
         body = indent + "  "
         text = s.text
         if s.evidence == "claim":
@@ -528,7 +556,7 @@ class _Explainer:
             self.line(f"{i}. {t.name}: score {_number(t.score)}, evidence: {t.evidence} "
                       f"({EVIDENCE_MEANING.get(t.evidence, t.evidence)})", " " if i < 10 else "", "    ")
             self.line(t.description, "    ")
-            self.line(self._breakdown(t.score_by_evidence, t.contributions), "    ")
+            self.line(points_breakdown(t.score_by_evidence, t.contributions), "    ")
             self.line("Why:", "    ")
             for s in t.rationale:
                 self.step(s, "    ")
@@ -544,19 +572,6 @@ class _Explainer:
         extra = " Read the warnings above first." if r.warnings else ""
         return ("Nothing in this profile points to a particular massage technique; saying more about the "
                 "pain (how long, how strong, stiffness, tight bands) gives a fuller answer." + extra)
-
-    @staticmethod
-    def _breakdown(by_level: Mapping[str, float], contributions: tuple[Contribution, ...]) -> str:
-        parts = [f"{_points(v)} from {_LEVEL_WORDS.get(k, k)}" for k, v in
-                 sorted(by_level.items(), key=lambda kv: EVIDENCE_LEVELS.index(kv[0])
-                        if kv[0] in EVIDENCE_LEVELS else len(EVIDENCE_LEVELS))
-                 if v]
-        text = "Points: " + (", ".join(parts) if parts else "none") + "."
-        ignored = [c for c in contributions if not c.counted]
-        if ignored:
-            total = sum(c.weight for c in ignored)
-            text += (f" Not counted: {_points(total)} resting on claims the evidence contradicts.")
-        return text
 
     def not_recommended(self) -> None:
         if not self.r.not_recommended:

@@ -71,6 +71,9 @@ class RuleTestReport:
     """The outcome of running examples over a set of rules.
 
     ``packs`` pairs each pack asked for with how many of its examples ran.
+    ``safety_overrides`` are the safety rules and protected entries the packs
+    disabled or replaced (only with ``allow_safety_overrides``): a passing
+    run says so, so that CI never hides that a pack switched safety off.
     """
 
     examples: int
@@ -79,6 +82,7 @@ class RuleTestReport:
     uncovered: tuple[str, ...]
     outcomes: tuple[ExampleOutcome, ...] = ()
     packs: tuple[tuple[str, int], ...] = ()
+    safety_overrides: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -95,12 +99,12 @@ class RuleTestReport:
                 lines.append(outcome.describe())
             elif verbose:
                 lines.append(f"{outcome.where}: example {outcome.name!r} passed")
-        lines.append(
-            f"{self.examples - len(self.failures)} passed, {len(self.failures)} failed; "
-            f"rule coverage {self.coverage:.0%} ({len(self.rules) - len(self.uncovered)}/{len(self.rules)} rules fired)"
-        )
+        covered = (f"rule coverage {self.coverage:.0%} ({len(self.rules) - len(self.uncovered)}/{len(self.rules)} "
+                   "rules fired)" if self.rules else "no rules of their own to cover")
+        lines.append(f"{self.examples - len(self.failures)} passed, {len(self.failures)} failed; {covered}")
         if self.uncovered:
             lines.append("rules no example fires: " + ", ".join(self.uncovered))
+        lines += [f"warning: safety override: {note}" for note in self.safety_overrides]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +117,7 @@ class RuleTestReport:
             "rules": list(self.rules),
             "uncovered": list(self.uncovered),
             "packs": [{"pack": name, "examples": count} for name, count in self.packs],
+            "safety_overrides": list(self.safety_overrides),
             "results": [
                 {"name": o.name, "file": o.file, "line": o.line, "pack": o.pack,
                  "outcome": "passed" if o.passed else "failed", "messages": list(o.messages), "fired": list(o.fired)}
@@ -127,6 +132,8 @@ class RuleTestReport:
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", name="rule_coverage", value=f"{self.coverage:.6f}")
         ET.SubElement(props, "property", name="rules_uncovered", value=" ".join(self.uncovered))
+        for note in self.safety_overrides:
+            ET.SubElement(props, "property", name="safety_override", value=note)
         for o in self.outcomes:
             case = ET.SubElement(suite, "testcase", classname=o.file, name=o.name, file=o.file,
                                  line=str(o.line or 0))
@@ -286,4 +293,5 @@ def run_examples(
         uncovered=tuple(r for r in rules if r not in fired),
         outcomes=outcomes,
         packs=tuple(counts.items()),
+        safety_overrides=rb.safety_overrides,
     )

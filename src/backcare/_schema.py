@@ -150,6 +150,9 @@ def _table(keys: Mapping[str, Key]) -> dict[str, Any]:
 
 
 _TEXT: dict[str, Any] = {"type": "string", "pattern": r"\S", "not": {"pattern": CONTROL_RE.pattern}}
+#: Text shown as a heading or a name: on one line.
+_LINE: dict[str, Any] = {"type": "string", "pattern": r"\S",
+                         "not": {"anyOf": [{"pattern": CONTROL_RE.pattern}, {"pattern": "[\n\r\t]"}]}}
 _SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean"]}
 
 
@@ -177,6 +180,7 @@ def _key_schema(key: Key) -> dict[str, Any]:
     else:
         schema = {
             "string": {**_TEXT, "enum": list(key.choices)} if key.choices else dict(_TEXT),
+            "line": dict(_LINE),
             "id": ident,
             "name": name,
             "bool": {"type": "boolean"},

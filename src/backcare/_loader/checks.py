@@ -8,10 +8,21 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from .._errors import Problem, ProfileError, did_you_mean
-from .._model import INPUT_OPERATORS, Condition, Origin, Rule, Rulebase, Test
+from .._model import EVIDENCE_LEVELS, INPUT_OPERATORS, SUPPORTED_LEVELS, Condition, Origin, Rule, Rulebase, Test
 from .._profile import COMPUTED_FACTS, FieldSpec, Profile
 from .._text import quote
 from .limits import _check_engine_limits, _value_type
+
+#: The strongest evidence level a source of each kind can back. The seed article
+#: backs no level above ``claim``: an article asserting something is not
+#: evidence that it works, whatever label a rule gives it. A house convention
+#: (what a word means, such as "7 to 10 is severe") backs a definition, a rule
+#: that only derives facts, at any level, and nothing else above ``claim``.
+_CEILING: dict[str, str] = {
+    "guideline": "guideline", "trial": "trial", "review": "trial", "study": "low",
+    "convention": "claim", "seed": "claim",
+}
+
 
 #: What a problem is a knock-on of: the (kind, id) of an entry that had a problem of its own.
 Cause = tuple[str, str]
@@ -96,6 +107,9 @@ def check_rulebase(
             unknown(rule, "source", rule.source, rb.sources, "source", "source")
         if rule.caveat_source and rule.caveat_source not in rb.sources:
             unknown(rule, "caveat_source", rule.caveat_source, rb.sources, "caveat_source", "source")
+        graded = _grading_problem(rule, rb)
+        if graded:
+            problem(rule, graded, "evidence")
         for cond in rule.when:
             if cond.fact not in known_facts:
                 problem(
@@ -162,6 +176,42 @@ def check_rulebase(
     problems += [(p, None) for p in _check_engine_limits(rb)]
     problems += [(p, c if c in broken else None) for p, c in _check_examples(rb, broken_facts)]
     return problems
+
+
+def _grading_problem(rule: Rule, rb: Rulebase) -> str | None:
+    """Why ``rule``'s evidence level is stronger than what it cites can back, if it is.
+
+    A level is a promise to the reader: "guideline" on a step whose only
+    source is the seed article would rank a blog's claim as if a guideline
+    made it. So a rule is graded no higher than the strongest of its
+    ``source`` and ``caveat_source`` can back (:data:`_CEILING`); a claim no
+    study tested is a ``claim``; and a refuted claim names the research that
+    found the opposite.
+    """
+    cited = [rb.sources.get(rule.source)] + ([rb.sources.get(rule.caveat_source)] if rule.caveat_source else [])
+    if None in cited:
+        return None  # reported as an unknown source
+    sources = [s for s in cited if s is not None]
+    level = rule.evidence
+    if rule.untested and level != "claim":
+        return f"evidence {quote(level)} with untested = true: a claim no study tested is graded 'claim'"
+    definition = bool(rule.then.derive) and not (rule.then.score or rule.then.note or rule.then.flag
+                                                 or rule.then.condition or rule.then.exclude or rule.then.refer
+                                                 or rule.then.warn)
+
+    def ceiling(kind: str) -> str:
+        return "guideline" if kind == "convention" and definition else _CEILING[kind]
+
+    best = min((ceiling(s.kind) for s in sources), key=EVIDENCE_LEVELS.index)
+    if level == "refuted" and (len(sources) < 2 or ceiling(sources[1].kind) not in SUPPORTED_LEVELS):
+        return ("evidence 'refuted' needs the research that found the opposite as caveat_source "
+                "(a source of kind study, trial, review or guideline)")
+    if level in SUPPORTED_LEVELS and EVIDENCE_LEVELS.index(level) < EVIDENCE_LEVELS.index(best):
+        backs = " and ".join(f"{quote(s.id)} (kind {quote(s.kind)}) backs at most {quote(ceiling(s.kind))}"
+                             for s in sources)
+        return (f"evidence {quote(level)} is stronger than what the rule cites: {backs}; grade it "
+                f"{quote(best)}, or name the study, trial, review or guideline that backs it as caveat_source")
+    return None
 
 
 def _check_tests(cond: Condition, types: set[str], rb: Rulebase) -> list[tuple[str, Cause | None]]:

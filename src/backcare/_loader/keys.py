@@ -60,7 +60,7 @@ EXCLUDE_KEYS = _keys(
 )
 REFER_KEYS = _keys(
     Key("urgency", "string", "emergency, urgent or routine.", True, URGENCIES),
-    Key("suspected", "string", "What the clinician should rule out.", True),
+    Key("suspected", "line", "What the clinician should rule out.", True),
 )
 EXPECT_KEYS = _keys(
     Key("first", "id", "This technique ranks first."),
@@ -101,9 +101,9 @@ _REPLACE = Key("replace", "bool", "Set to true to replace an entry of the same i
 #: Every table a rule file may contain, and the keys each accepts.
 SCHEMA: dict[str, dict[str, Key]] = {
     "pack": _keys(
-        Key("name", "string", "A short name for the pack, shown in errors and docs."),
+        Key("name", "line", "A short name for the pack, shown in errors and docs."),
         Key("description", "string", "What the pack is for."),
-        Key("version", "string", "The pack's version, named in every result's provenance."),
+        Key("version", "line", "The pack's version, named in every result's provenance."),
         Key("ranking", "string", "The ranking policy this pack asks for: " + ", ".join(RANKINGS)
             + ". A Recommender's own ranking= wins over it.", choices=RANKINGS),
     ),
@@ -114,17 +114,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
         Key("minimum", "number", "Smallest accepted value (int and number fields)."),
         Key("maximum", "number", "Largest accepted value (int and number fields)."),
         Key("choices", "list of strings", "The accepted values (string fields, or items of list fields)."),
-        Key("label", "string", "A short name results use in sentences (default: the name in words)."),
+        Key("label", "line", "A short name results use in sentences (default: the name in words)."),
     ),
     "fact": _keys(
         Key("name", "name", "A fact rules derive (lower_snake_case).", True),
-        Key("label", "string", "What results call it, in words a person reads.", True),
+        Key("label", "line", "What results call it, in words a person reads.", True),
         Key("description", "string", "What the fact means.", True),
         _REPLACE,
     ),
     "technique": _keys(
         Key("id", "id", "Technique id, used in rules and results.", True),
-        Key("name", "string", "Display name.", True),
+        Key("name", "line", "Display name.", True),
         Key("description", "string", "What the therapist does.", True),
         Key("pressure", "string", "How firm it is: " + ", ".join(PRESSURES) + ".", True, PRESSURES),
         _REPLACE,
@@ -138,7 +138,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     ),
     "rule": _keys(
         Key("id", "id", "Unique rule id.", True),
-        Key("title", "string", "One line saying what the rule does.", True),
+        Key("title", "line", "One line saying what the rule does.", True),
         Key("when", "table", "Conditions: fact name = value, or = { op = value, ... }.", True, values="condition"),
         Key("then", "table", "The conclusion: derive, score, flag, condition, exclude, refer, note, warn.", True,
             keys=tuple(THEN_KEYS.values())),
@@ -156,7 +156,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "red_flag": _keys(
         Key("id", "id", "The id a profile lists in red_flags.", True),
         Key("description", "string", "The sign in plain words.", True),
-        Key("suspected", "string", "The serious condition it may point to.", True),
+        Key("suspected", "line", "The serious condition it may point to.", True),
         Key("urgency", "string", "emergency, urgent or routine.", True, URGENCIES),
         Key("source", "id", "The source id.", True),
         _REPLACE,
@@ -171,13 +171,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         Key("max_pressure", "string", "Rule out techniques firmer than this (effect exclude).", choices=PRESSURES),
         Key("only", "list of ids", "Rule out every technique but these (effect exclude)."),
         Key("refer", "string", "Also refer with this urgency.", choices=URGENCIES),
-        Key("suspected", "string", "With refer: what the clinician should rule out."),
+        Key("suspected", "line", "With refer: what the clinician should rule out."),
         _REPLACE,
     ),
     "urgency": _keys(*(Key(u, "table", f"What {_article(u)} {u} referral tells the person: action, max_pressure.",
                            keys=tuple(URGENCY_KEYS.values())) for u in URGENCIES)),
     "example": _keys(
-        Key("name", "string", "The example's name, shown when it fails.", True),
+        Key("name", "line", "The example's name, shown when it fails.", True),
         Key("profile", "table", "The profile to recommend for.", True, values="any"),
         Key("expect", "table", "What the result must show.", True, keys=tuple(EXPECT_KEYS.values())),
     ),

@@ -112,6 +112,7 @@ def _get(ctx: _Ctx, data: Mapping[str, Any], key: str, kind: str, default: Any =
         return default
     ok: Callable[[Any], bool] = {
         "string": lambda v: isinstance(v, str) and v.strip() != "",
+        "line": lambda v: isinstance(v, str) and v.strip() != "" and not any(c in v for c in "\n\r\t"),
         "id": lambda v: isinstance(v, str) and bool(ID_RE.match(v)),
         "name": lambda v: isinstance(v, str) and bool(NAME_RE.match(v)),
         "bool": lambda v: isinstance(v, bool),
@@ -124,6 +125,7 @@ def _get(ctx: _Ctx, data: Mapping[str, Any], key: str, kind: str, default: Any =
     if not ok(value):
         expected = {
             "string": "a non-empty string",
+            "line": "a non-empty string on one line (no newline or tab: it is shown as a heading or a name)",
             "id": "an id (lower case letters, digits, '.', '-', '_'; at most 80 characters)",
             "name": "a name (lower_snake_case, starting with a letter)",
             "bool": "true or false",
@@ -431,7 +433,8 @@ def _note_broken(pack: _RawPack, table: str, ident: str, entry: Mapping[str, Any
 
 def _parse_pack_table(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
     """The [pack] table: what the pack calls itself, for provenance, and the ranking it asks for."""
-    values = {k: _get(ctx, d, k, "string") for k in ("name", "version", "description")}
+    kinds = {"name": "line", "version": "line", "description": "string"}
+    values = {k: _get(ctx, d, k, kind) for k, kind in kinds.items()}
     values["ranking"] = _choice(ctx, d, SCHEMA["pack"]["ranking"])
     for key, value in values.items():
         if value is None:
@@ -452,7 +455,7 @@ def _parse_field(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
     lo = _get(ctx, d, "minimum", "number")
     hi = _get(ctx, d, "maximum", "number")
     choices = _get(ctx, d, "choices", "strings")
-    label = _get(ctx, d, "label", "string")
+    label = _get(ctx, d, "label", "line")
     if ftype and (lo is not None or hi is not None) and ftype not in ("int", "number"):
         ctx.problem("minimum and maximum apply only to int and number fields", "minimum")
     if ftype and choices is not None and ftype not in ("string", "list"):
@@ -473,7 +476,7 @@ def _parse_field(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
 
 def _parse_fact(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
     name = _get(ctx, d, "name", "name")
-    label = _get(ctx, d, "label", "string")
+    label = _get(ctx, d, "label", "line")
     desc = _get(ctx, d, "description", "string")
     replace = _get(ctx, d, "replace", "bool", False)
     if name and label and desc:
@@ -481,7 +484,7 @@ def _parse_fact(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
 
 
 def _parse_technique(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
-    tid, name, desc = (_get(ctx, d, k, t) for k, t in (("id", "id"), ("name", "string"), ("description", "string")))
+    tid, name, desc = (_get(ctx, d, k, t) for k, t in (("id", "id"), ("name", "line"), ("description", "string")))
     pressure = _choice(ctx, d, SCHEMA["technique"]["pressure"])
     replace = _get(ctx, d, "replace", "bool", False)
     if tid and name and desc and pressure:
@@ -558,7 +561,7 @@ def _is_scalar(value: Any) -> bool:
 
 def _parse_rule(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
     rid = _get(ctx, d, "id", "id")
-    title = _get(ctx, d, "title", "string")
+    title = _get(ctx, d, "title", "line")
     because = _get(ctx, d, "because", "string")
     source = _get(ctx, d, "source", "id")
     evidence = _choice(ctx, d, SCHEMA["rule"]["evidence"])
@@ -644,7 +647,7 @@ def _parse_then(ctx: _Ctx, raw: dict[str, Any]) -> Conclusion | None:
         else:
             _check_keys(ctx, raw["refer"], REFER_KEYS, "then.refer.")
             urgency = _choice(ctx, raw["refer"], REFER_KEYS["urgency"])
-            suspected = _get(ctx, raw["refer"], "suspected", "string")
+            suspected = _get(ctx, raw["refer"], "suspected", "line")
             if urgency and suspected:
                 refer = Refer(urgency, suspected)
     note = _get(ctx, raw, "note", "string")
@@ -684,7 +687,7 @@ def _parse_exclude(ctx: _Ctx, raw: Any, key: str) -> Exclude | None:
 def _parse_red_flag(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
     fid = _get(ctx, d, "id", "id")
     desc = _get(ctx, d, "description", "string")
-    suspected = _get(ctx, d, "suspected", "string")
+    suspected = _get(ctx, d, "suspected", "line")
     urgency = _choice(ctx, d, SCHEMA["red_flag"]["urgency"])
     source = _get(ctx, d, "source", "id")
     replace = _get(ctx, d, "replace", "bool", False)
@@ -711,7 +714,7 @@ def _parse_contraindication(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> Non
         ctx.problem(f"{', '.join(limits)} apply only with effect = \"exclude\"", next(iter(limits)))
     refer = None
     urgency = _choice(ctx, d, SCHEMA["contraindication"]["refer"])
-    suspected = _get(ctx, d, "suspected", "string")
+    suspected = _get(ctx, d, "suspected", "line")
     if urgency:
         if suspected:
             refer = Refer(urgency, suspected)
@@ -726,7 +729,7 @@ def _parse_contraindication(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> Non
 
 
 def _parse_example(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
-    name = _get(ctx, d, "name", "string")
+    name = _get(ctx, d, "name", "line")
     profile = _get(ctx, d, "profile", "table")
     expect_raw = _get(ctx, d, "expect", "table")
     if expect_raw is None:
@@ -749,6 +752,11 @@ def _parse_example(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
         elif isinstance(value, dict):
             value = tuple(sorted(value.items()))
         kw[key] = value
+    if len(ctx.problems) == before and not any(v for k, v in kw.items() if k != "top_n") \
+            and kw.get("no_techniques") is None:
+        # An example that checks nothing passes whatever the rules do: a test that cannot fail.
+        checks = ", ".join(k for k in EXPECT_KEYS if k != "top_n")
+        ctx.problem(f"the example checks nothing: expect needs at least one of {checks}", "expect")
     if name and profile is not None and len(ctx.problems) == before:
         pack.examples.append(Example(name, tuple(sorted(profile.items())), Expectation(**kw),
                                      ctx.origin(("profile", "expect"))))
