@@ -1,0 +1,282 @@
+"""Signatures: what the rules can see of a profile, so that profiles they cannot tell apart share one evaluation.
+
+No rule can tell ``pain_weeks = 20`` from ``pain_weeks = 30`` when every
+condition on ``pain_weeks`` holds for both or for neither. What the engine
+does with a profile depends only on which of the rulebase's conditions each
+of its facts meets, so a profile's *signature* lists, for every input fact
+(profile fields, computed facts, the facts of ``lacks`` / ``given`` tests)
+that some condition holds for, the set of conditions it meets. The
+conditions are the ones the engine is given (:func:`backcare._engine.compile_condition`),
+read with the engine's own comparison (:func:`backcare._oracle.compare`).
+
+A result cached under a signature is then *instantiated* for another
+profile with the same signature: its profile echo and the values of the
+given facts in its premises become the new profile's. What may differ
+between two profiles with one signature is therefore kept to what
+instantiation can put right, and everything else is part of the signature
+by value:
+
+* a fact no condition holds for cannot fire anything and appears nowhere in
+  a result but the profile echo: it is left out;
+* a number (not a boolean) is keyed by the conditions it meets, so
+  ``pain_weeks`` 20 and 30 share a signature;
+* a boolean or a string is keyed by its value as well: they are few, and a
+  result shows them in more places than premises (red flags by id, for
+  example), so sharing them would buy little and risk much;
+* a fact equal to one some rule can derive is keyed by its value, because
+  the engine then does not derive it again.
+
+Facts of one name are listed in the order results sort them, so the
+instantiated result keeps the order a fresh evaluation would give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from ._engine import Fact, _order, compile_condition, derived_facts, pattern_key
+from ._model import OPERATORS, Rulebase
+from ._oracle import compare
+from ._profile import Scalar
+from ._reasoning import words
+from ._result import FrozenMapping, Premise, Recommendation
+
+#: One signature entry: a fact's name, the conditions it meets (a bit set), and its value where it must match.
+Entry = tuple[str, int, "tuple[str, str] | None"]
+Key = tuple[Entry, ...]
+
+#: durable-rules' operator names back to backcare's (``$gt`` -> ``gt``); ``$or`` is an ``in`` list.
+_OPS = {durable: op for op, durable in OPERATORS.items() if durable and durable != "$or"}
+
+
+def _test(part: dict[str, Any]) -> Callable[[Scalar], bool]:
+    """One test of a compiled pattern as a predicate, with the engine's comparison."""
+    ((key, arg),) = part.items()
+    if key == "v":
+        return lambda x: compare("eq", x, arg)
+    if key == "$or":
+        tests = [_test(p) for p in arg]
+        return lambda x: any(t(x) for t in tests)
+    op = _OPS[key]
+    ((vkey, value),) = arg.items()
+    assert vkey == "v", part
+    return lambda x: compare(op, x, value)
+
+
+def _pattern(pattern: dict[str, Any]) -> tuple[str, Callable[[Scalar], bool]]:
+    """A compiled condition (``{"$and": [{"n": name}, test, ...]}``) as its fact name and a predicate."""
+    name: str | None = None
+    tests: list[Callable[[Scalar], bool]] = []
+    for part in pattern["$and"]:
+        if "n" in part and len(part) == 1:
+            name = part["n"]
+        else:
+            tests.append(_test(part))
+    assert name is not None, pattern
+    return name, lambda x: all(t(x) for t in tests)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class Signatures:
+    """Per rulebase: the conditions on each fact name, and the facts rules can derive."""
+
+    #: Bound on the memo of (fact, conditions met); it is cleared when full.
+    MAX_MEMO = 1 << 16
+
+    def __init__(self, rb: Rulebase) -> None:
+        self.rb = rb
+        tests: dict[str, dict[str, Callable[[Scalar], bool]]] = {}
+        for rule in rb.rules:
+            for cond in rule.when:
+                name, predicate = _pattern(compile_condition(cond))
+                tests.setdefault(name, {}).setdefault(pattern_key(cond), predicate)
+        #: Fact name -> the distinct conditions on it, in a fixed order (bit i of an entry is condition i).
+        self.tests: dict[str, tuple[Callable[[Scalar], bool], ...]] = {
+            name: tuple(by_key[k] for k in sorted(by_key)) for name, by_key in tests.items()
+        }
+        self.derivable: frozenset[Fact] = frozenset(f for rule in rb.rules for f in derived_facts(rule))
+        self._met: dict[tuple[str, type, Scalar], int] = {}
+        self._texts: dict[Fact, str] = {}
+        self._words = words(rb)
+        #: id(object) -> (object, its plan): kept alive while listed, so no id is reused meanwhile.
+        self._plans: dict[int, tuple[Any, Any]] = {}
+
+    def met(self, name: str, value: Scalar) -> int:
+        """The conditions on ``name`` that ``value`` meets, as a bit set (memoised)."""
+        key = (name, type(value), value)
+        found = self._met.get(key)
+        if found is None:
+            found = 0
+            for i, test in enumerate(self.tests.get(name, ())):
+                if test(value):
+                    found |= 1 << i
+            if len(self._met) >= self.MAX_MEMO:
+                self._met.clear()
+            self._met[key] = found
+        return found
+
+    def of(self, facts: Iterable[Fact]) -> tuple[Key, tuple[Fact, ...]] | None:
+        """The signature of the engine's input facts, and the facts it keeps, in the same order.
+
+        None when a value cannot be compared with a condition on it (the
+        engine has no defined answer there; the caller evaluates in full and
+        reports what the engine says).
+        """
+        entries: list[tuple[tuple[str, str, str], Entry, Fact]] = []
+        derivable = self.derivable
+        for fact in set(facts):
+            name, value = fact
+            try:
+                met = self.met(name, value)
+            except ValueError:
+                return None
+            known = fact in derivable
+            if not met and not known:
+                continue
+            exact = (type(value).__name__, repr(value)) if known or not _is_number(value) else None
+            entries.append((_order(fact), (name, met, exact), fact))
+        entries.sort(key=lambda e: e[0])
+        return tuple(e[1] for e in entries), tuple(e[2] for e in entries)
+
+    def variable(self, premise: Premise) -> bool:
+        """Whether a premise may hold another value in a result instantiated from this one.
+
+        Exactly the given facts that are keyed by the conditions they meet
+        rather than by value (see :meth:`of`): numbers no rule can derive.
+        """
+        return premise.given and _is_number(premise.value) and (premise.fact, premise.value) not in self.derivable
+
+    def plan(self, obj: Any) -> Any:
+        """Where in ``obj`` the variable premises are: None for nowhere, else a tree of (class, parts).
+
+        Results share their steps, so each object's plan is worked out once
+        and remembered (bounded).
+        """
+        cls = type(obj)
+        if cls in _LEAVES:
+            return None
+        if cls is Premise:
+            return _PREMISE if self.variable(obj) else None
+        found = self._plans.get(id(obj))
+        if found is not None:
+            return found[1]
+        plan: Any = None
+        if cls is tuple:
+            items = tuple((i, p) for i, x in enumerate(obj) if (p := self.plan(x)) is not None)
+            plan = (tuple, items) if items else None
+        else:
+            parts = tuple((alias, name, p) for alias, name in _fields(cls)
+                          if (p := self.plan(getattr(obj, name))) is not None)
+            plan = (cls, parts) if parts else None
+        if len(self._plans) >= self.MAX_MEMO:
+            self._plans.clear()
+        self._plans[id(obj)] = (obj, plan)
+        return plan
+
+    def text(self, fact: Fact) -> str:
+        """A premise's words, as the reasoning writes them (memoised)."""
+        found = self._texts.get(fact)
+        if found is None:
+            if len(self._texts) >= self.MAX_MEMO:
+                self._texts.clear()
+            found = self._texts[fact] = self._words.fact(*fact)
+        return found
+
+
+class Template:
+    """A result built for one profile, ready to be instantiated for another with the same signature."""
+
+    __slots__ = ("result", "slots", "numbers", "_plan")
+
+    def __init__(self, result: Recommendation, key: Key, slots: tuple[Fact, ...]) -> None:
+        self.result = result
+        self.slots = slots
+        #: Positions of the slots that may differ between profiles with this signature (numbers).
+        self.numbers = tuple(i for i, entry in enumerate(key) if entry[2] is None)
+        self._plan: Any = _UNPLANNED
+
+    def instantiate(self, signatures: Signatures, profile: dict[str, Any], slots: tuple[Fact, ...],
+                    recommender: Any) -> Recommendation:
+        """The result a fresh evaluation of a profile with this signature and these facts would give.
+
+        Only the objects on the way to a premise whose value changes are
+        rebuilt; everything else (most steps, all techniques without such
+        premises) is shared with the template, as results share their steps.
+        """
+        changes: dict[Fact, Fact] = {}
+        for i in self.numbers:
+            old, new = self.slots[i], slots[i]
+            if type(old[1]) is not type(new[1]) or repr(old[1]) != repr(new[1]):
+                changes[old] = new
+        result = self.result
+        if changes:
+            if self._plan is _UNPLANNED:
+                self._plan = signatures.plan(result)
+            if self._plan is not None:
+
+                def swap(p: Premise) -> Premise:
+                    new = changes.get((p.fact, p.value))
+                    return p if new is None else Premise(p.fact, new[1], signatures.text(new), True)
+
+                result = _apply(result, self._plan, swap, {})
+        instance: Recommendation = _replace(result, {"profile": FrozenMapping(profile), "_recommender": recommender})
+        return instance
+
+
+_UNPLANNED = object()
+_PREMISE = "premise"
+
+
+#: Values that hold no premise: the walks below never look inside them.
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+#: Per attrs class, its fields as (init argument, attribute name); an empty tuple for any other class.
+_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _fields(cls: type) -> tuple[tuple[str, str], ...]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = tuple((a.alias, a.name) for a in attrs.fields(cls)) if attrs.has(cls) else ()
+    return found
+
+
+def _apply(obj: Any, plan: Any, swap: Callable[[Premise], Premise], done: dict[int, Any]) -> Any:
+    """``obj`` with each variable premise swapped; objects met twice (shared steps) are rebuilt once."""
+    if plan is _PREMISE:
+        return swap(obj)
+    oid = id(obj)
+    found = done.get(oid)
+    if found is not None:
+        return found
+    kind, parts = plan
+    if kind is tuple:
+        items = list(obj)
+        for i, p in parts:
+            items[i] = _apply(items[i], p, swap, done)
+        new: Any = tuple(items)
+    else:
+        new = _replace(obj, {name: _apply(getattr(obj, name), p, swap, done) for _, name, p in parts})
+    done[oid] = new
+    return new
+
+
+def _replace(obj: Any, values: dict[str, Any]) -> Any:
+    """A copy of a frozen attrs value with some attributes replaced, already in their converted form.
+
+    ``attrs.evolve`` would run every converter and validator again on values
+    that passed them when the template was built; copying the attributes is
+    the same object at a fraction of the cost.
+    """
+    new = object.__new__(type(obj))
+    for _, name in _fields(type(obj)):
+        object.__setattr__(new, name, values[name] if name in values else getattr(obj, name))
+    return new
+
+
+__all__ = ["Key", "Signatures", "Template"]
