@@ -32,6 +32,18 @@ from ._model import INPUT_OPERATORS, OPERATORS, Condition, Rule, Rulebase, Test
 from ._profile import Scalar
 
 Fact = tuple[str, Scalar]
+FactKey = tuple[str, type, Scalar]
+
+
+def fact_key(fact: Fact) -> FactKey:
+    """A fact for keying memos: equal only for facts a result shows alike.
+
+    Facts themselves compare with Python equality, as the engine matches
+    them (``1 == 1.0 == True``, ``0.0 == -0.0``); a memo keyed by them would
+    give one value's words or premise to the other.
+    """
+    name, value = fact
+    return (name, type(value), repr(value) if type(value) is float else value)
 
 # durable logs a traceback of its own when Ctrl-C lands in its bookkeeping,
 # then re-raises it to us: the caller sees the KeyboardInterrupt, so stderr
@@ -222,7 +234,7 @@ class Engine:
         except Exception as exc:  # durable answers with bare error numbers
             raise EngineError(f"durable-rules refused the rulebase: {exc}") from exc
         self._handle: int = self._host.get_ruleset(self.RULESET)._handle
-        self._texts: dict[tuple[str, type, Scalar], str] = {}
+        self._texts: dict[FactKey, str] = {}
         self._sid: str | None = None  # the session kept for reuse, empty between calls
         self._session_calls = 0
 
@@ -257,7 +269,7 @@ class Engine:
     def _text(self, fact: Fact) -> str:
         """A fact as the JSON the C core reads, less its session id: ``"n":...,"v":...}``."""
         name, value = fact
-        key = (name, type(value), value)
+        key = fact_key(fact)
         found = self._texts.get(key)
         if found is None:
             if len(self._texts) >= 1 << 16:

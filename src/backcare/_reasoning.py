@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._engine import Fact, Trace, derived_facts
+from ._engine import Fact, FactKey, Trace, derived_facts, fact_key
 from ._model import (
     EVIDENCE_LEVELS,
     PRESSURES,
@@ -178,21 +178,24 @@ class _Tables:
         self.derives = {r.id: derived_facts(r) for r in rb.rules}
         self.excludes = {r.id: excluded_by(r, rb) for r in rb.rules}
         self.conclusions = {r.id: self.words.conclusion(r) for r in rb.rules}
-        self.steps: dict[tuple[str, tuple[Fact, ...], frozenset[Fact]], Step] = {}
-        self.texts: dict[Fact, str] = {}
+        # Keyed by fact_key, not by the facts: 1 == 1.0 == True and 0.0 == -0.0 in Python, but a
+        # result shows the value it was given.
+        self.steps: dict[tuple[str, tuple[FactKey, ...], tuple[bool, ...]], Step] = {}
+        self.texts: dict[FactKey, str] = {}
 
     def text(self, fact: Fact) -> str:
         """A fact in words, memoised (bounded like the steps)."""
-        found = self.texts.get(fact)
+        key = fact_key(fact)
+        found = self.texts.get(key)
         if found is None:
             if len(self.texts) >= self.MAX_STEPS:
                 self.texts.clear()
-            found = self.texts[fact] = self.words.fact(*fact)
+            found = self.texts[key] = self.words.fact(*fact)
         return found
 
     def step(self, rule_id: str, premises: tuple[Fact, ...], given: frozenset[Fact]) -> Step:
         mine = frozenset(p for p in premises if p in given)
-        key = (rule_id, premises, mine)
+        key = (rule_id, tuple(map(fact_key, premises)), tuple(p in mine for p in premises))
         found = self.steps.get(key)
         if found is None:
             rule = self.rb.by_id[rule_id]

@@ -20,7 +20,7 @@ from typing import Any, Union
 
 import attrs
 
-from ._engine import Engine, Fact, representable
+from ._engine import Engine, Fact, fact_key, representable
 from ._errors import EngineError, ProfileError, RuleError, did_you_mean
 from ._inputs import input_facts
 from ._loader import PackText, default_rules_path, effective_fields, load_with_sources, pack_digest
@@ -443,13 +443,14 @@ _KEYED = frozenset({bool, int, str, type(None)})
 def _cache_key(profile: Profile) -> Any:
     """The cache key of a validated profile.
 
-    Profiles compare with Python equality, where 1 == 1.0: a pack's number
-    field given 1 and 1.0 would share a result whose ``profile`` shows the
-    other value. Core fields have one type each; pack fields carry theirs.
+    Profiles compare with Python equality, where 1 == 1.0 and 0.0 == -0.0: a
+    pack's number field given 1 and 1.0 would share a result whose
+    ``profile`` shows the other value. Core fields have one type each; pack
+    fields carry theirs.
     """
     if not profile.extra:
         return profile
-    return (profile, tuple(type(v).__name__ for _, v in profile.extra))
+    return (profile, tuple(fact_key((name, value)) for name, value in profile.extra if not isinstance(value, tuple)))
 
 
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import attrs
 
-from ._engine import Fact, _order, compile_condition, derived_facts, pattern_key
+from ._engine import Fact, FactKey, _order, compile_condition, derived_facts, fact_key, pattern_key
 from ._model import OPERATORS, Rulebase
 from ._oracle import compare
 from ._profile import Scalar
@@ -102,7 +102,7 @@ class Signatures:
         }
         self.derivable: frozenset[Fact] = frozenset(f for rule in rb.rules for f in derived_facts(rule))
         self._met: dict[tuple[str, type, Scalar], int] = {}
-        self._texts: dict[Fact, str] = {}
+        self._texts: dict[FactKey, str] = {}
         self._words = words(rb)
         #: id(object) -> (object, its plan): kept alive while listed, so no id is reused meanwhile.
         self._plans: dict[int, tuple[Any, Any]] = {}
@@ -181,11 +181,12 @@ class Signatures:
 
     def text(self, fact: Fact) -> str:
         """A premise's words, as the reasoning writes them (memoised)."""
-        found = self._texts.get(fact)
+        key = fact_key(fact)
+        found = self._texts.get(key)
         if found is None:
             if len(self._texts) >= self.MAX_MEMO:
                 self._texts.clear()
-            found = self._texts[fact] = self._words.fact(*fact)
+            found = self._texts[key] = self._words.fact(*fact)
         return found
 
 
