@@ -238,12 +238,15 @@ _PREMISE = "premise"
 _LEAVES = frozenset({str, int, float, bool, type(None)})
 #: Per attrs class, its fields as (init argument, attribute name); an empty tuple for any other class.
 _FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
+#: Per attrs class, its attributes __init__ does not set (caches such as a result's JSON text), with defaults.
+_UNSET: dict[type, tuple[tuple[str, Any], ...]] = {}
 
 
 def _fields(cls: type) -> tuple[tuple[str, str], ...]:
     found = _FIELDS.get(cls)
     if found is None:
-        found = _FIELDS[cls] = tuple((a.alias, a.name) for a in attrs.fields(cls)) if attrs.has(cls) else ()
+        found = _FIELDS[cls] = tuple((a.alias, a.name) for a in attrs.fields(cls) if a.init) if attrs.has(cls) else ()
+        _UNSET[cls] = tuple((a.name, a.default) for a in attrs.fields(cls) if not a.init) if attrs.has(cls) else ()
     return found
 
 
@@ -272,11 +275,16 @@ def _replace(obj: Any, values: dict[str, Any]) -> Any:
 
     ``attrs.evolve`` would run every converter and validator again on values
     that passed them when the template was built; copying the attributes is
-    the same object at a fraction of the cost.
+    the same object at a fraction of the cost. Attributes ``__init__`` does
+    not set are caches of the original (its JSON text): the copy starts
+    without them, as ``evolve``'s would.
     """
-    new = object.__new__(type(obj))
-    for _, name in _fields(type(obj)):
+    cls = type(obj)
+    new = object.__new__(cls)
+    for _, name in _fields(cls):
         object.__setattr__(new, name, values[name] if name in values else getattr(obj, name))
+    for name, default in _UNSET[cls]:  # a copy starts without the original's caches
+        object.__setattr__(new, name, default)
     return new
 
 
