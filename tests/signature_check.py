@@ -7,6 +7,8 @@ profiles in batches of 64 (``recommend_many`` groups a batch by signature);
 and from a recommender with the cache off, which evaluates every profile.
 ``to_json()`` and ``explain()`` must be equal byte for byte, and each result
 must carry the recommender that made it (for ``why_not()`` / ``what_if()``).
+The fresh result's ``to_json()`` (written by ``backcare._json``) must also be
+exactly ``json.dumps`` of its ``to_dict()``, the form it stands for.
 
 Half the profiles are for the default pack, half for packs written by
 ``tests/packgen.py`` (fields of every type, ``in`` lists, thresholds,
@@ -25,6 +27,7 @@ from the repository root (about ten minutes on two cores)::
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -104,6 +107,8 @@ def _check(recs: tuple[backcare.Recommender, backcare.Recommender, backcare.Reco
     for profile, one, many in zip(profiles, (single.recommend(p) for p in profiles), in_batches):
         want = fresh.recommend(profile)
         text, words = want.to_json(), want.explain()
+        if text != json.dumps(want.to_dict(), sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False):
+            report.mismatches.append(f"{where}: to_json() is not the json.dumps form of to_dict() for {profile!r}")
         for got, rec, how in ((one, single, "one at a time"), (many, batched, "in a batch")):
             if got.to_json() != text or got.explain() != words:
                 report.mismatches.append(f"{where}, {how}: {profile!r}")

@@ -219,3 +219,42 @@ def test_an_interrupted_call_leaves_a_working_engine(monkeypatch):
     assert rec._engine._sid is None and rec.engine_sessions == 0  # the session was deleted
     assert rec.recommend({"stiffness": True}).to_json() == expected
     assert rec._engine._sid != sid
+
+
+# --- to_json, written directly -------------------------------------------------------------------
+
+ODD = """\
+[[technique]]
+id = "odd"
+name = "Odd \\"quoted\\" \\\\ name é 漢字 😀"
+description = "Line one\\nline two\\ttab \\u2029"
+pressure = "light"
+
+[[rule]]
+id = "clinic.odd"
+title = "Ünïcode \\u2028 and \\ufeff?"
+when = { stiffness = true }
+then = { score = { odd = 0.1 }, note = "A note with \\"quotes\\" and \\\\backslashes\\\\" }
+because = "Because </script> & <b>"
+source = "seed.techniques"
+evidence = "claim"
+
+[[field]]
+name = "remark"
+type = "string"
+description = "Free text no rule reads."
+"""
+
+
+def test_to_json_is_exactly_the_json_dumps_form_and_kept():
+    import json
+
+    rec = Recommender([PackText("odd", (("odd.toml", ODD),))])
+    for profile in ({"stiffness": True, "pain_weeks": 3}, {"stiffness": True, "red_flags": ["fever"]}, {},
+                    {"remark": 'say "hi" \\ \u2028 😀 </script>', "stiffness": True}):
+        result = rec.recommend(profile)
+        text = result.to_json()
+        assert text == json.dumps(result.to_dict(), sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False)
+        assert result.to_json() is text  # kept on the (immutable) result
+    copy = rec.recommend({"stiffness": True, "pain_weeks": 5})  # instantiated from the first: its own text
+    assert '"pain_weeks": 5' in copy.to_json() and copy.to_json() != text
