@@ -60,6 +60,7 @@ def test_signature_cached_results_equal_fresh_evaluations():
     packs = signature_check.check_packs(3 * signature_check.PER_PACK, seed=1)
     assert not packs.mismatches, packs.mismatches[:5]
     assert packs.packs == 3 and packs.signature_hits > 100
+    assert default.assembled > 100 and packs.assembled > 50
 
 
 @pytest.mark.parametrize("name, condition, profiles", [
@@ -133,6 +134,23 @@ def test_numbers_equal_in_python_keep_their_own_value_and_words(values):
             for step in (s for t in result.techniques for s in t.rationale if s.rule_id == "clinic.warm-room"):
                 (premise,) = step.premises
                 assert repr(premise.value) == repr(value) and premise.text == f"room warmth: {value}"
+
+
+def test_a_profile_new_as_a_whole_is_assembled_from_parts_seen_before():
+    rec = Recommender()
+    rec.recommend({"stiffness": True, "pain_weeks": 20})
+    rec.recommend({"tight_bands": True, "pain_intensity": 5})
+    assert rec.cache_info().assembled == 0
+    both = {"stiffness": True, "pain_weeks": 26, "tight_bands": True, "pain_intensity": 6}
+    result = rec.recommend(both)
+    info = rec.cache_info()
+    assert (info.misses, info.assembled, info.signature_hits) == (3, 1, 0)
+    assert result.to_json() == Recommender(cache_size=0).recommend(both).to_json()
+    # Red flags and the weeks of pain share a part of the rule graph (through the age at onset):
+    # a red flag with weeks seen before is new to that part, so the engine runs.
+    rec.recommend({"red_flags": ["fever"]})
+    rec.recommend({"red_flags": ["fever"], "pain_weeks": 30, "stiffness": True})
+    assert rec.cache_info().assembled == 1 and rec.cache_info().misses == 5
 
 
 def test_cache_off_reuses_no_signature():

@@ -28,7 +28,7 @@ from ._model import RANKINGS, Contraindication, RedFlag, Rulebase
 from ._profile import FieldSpec, Profile
 from ._reasoning import build
 from ._result import Provenance, Recommendation
-from ._signature import Key, Signatures, Template
+from ._signature import Key, Part, Signatures, Template
 from ._text import quote
 
 ProfileLike = Union[Profile, Mapping[str, Any]]
@@ -43,8 +43,11 @@ class CacheInfo:
     evaluations. Of the hits, ``signature_hits`` were profiles new to the
     cache whose signature (which conditions of the rules they meet) was not:
     the result was instantiated from the one evaluated for an earlier
-    profile. ``size`` is the number of profiles cached, ``signatures`` the
-    number of signatures; each is bounded by ``maxsize``.
+    profile. Of the misses, ``assembled`` needed no run of the rules engine:
+    each independent part of the rule graph the profile touches had been
+    evaluated before with the same part signature. ``size`` is the number of
+    profiles cached, ``signatures`` the number of signatures; each is
+    bounded by ``maxsize``.
     """
 
     hits: int
@@ -53,6 +56,7 @@ class CacheInfo:
     maxsize: int
     signature_hits: int = 0
     signatures: int = 0
+    assembled: int = 0
 
 
 class Recommender:
@@ -126,6 +130,8 @@ class Recommender:
         self._finalizer.atexit = False  # the process's memory goes with it
         self._cache: OrderedDict[Any, Recommendation] = OrderedDict()
         self._signatures: OrderedDict[Key, Template] = OrderedDict()
+        self._parts: OrderedDict[Key, Part] = OrderedDict()  # what the engine did per part of the rule graph
+        self._assembled = 0
         self._validated: dict[Any, Profile] = {}  # plain-dict inputs validated before (see profile())
         self._cache_lock = threading.Lock()
         self._hits = 0
@@ -313,8 +319,17 @@ class Recommender:
                     else:
                         pending.add(sig[0])
                         evaluate[key] = (p, facts)
-        evaluated = self._evaluate_all([p for p, _ in evaluate.values()], processes,
-                                       [f for _, f in evaluate.values()])
+        assembled = 0
+        if (processes or 1) < 2 or len(evaluate) < 2:
+            sigs = {key: sig for key, _, _, sig in found if key in evaluate}
+            evaluated = []
+            for key, (p, facts) in evaluate.items():
+                result, from_parts = self._evaluate_new(p, facts, sigs[key], signatures)
+                evaluated.append(result)
+                assembled += from_parts
+        else:
+            evaluated = self._evaluate_all([p for p, _ in evaluate.values()], processes,
+                                           [f for _, f in evaluate.values()])
         fresh = dict(zip(evaluate, evaluated))
         signature_hits = 0
         for key, p, facts, sig in found:
@@ -330,11 +345,47 @@ class Recommender:
             self._hits += hits + signature_hits
             self._misses += len(fresh)
             self._signature_hits += signature_hits
+            self._assembled += assembled
             for key in todo:
                 self._remember(self._cache, key, results[key])
             for sig_key, template in templates.items():
                 self._remember(self._signatures, sig_key, template)
         return [results[k] for k in keys]
+
+    def _evaluate_new(self, profile: Profile, facts: list[Fact], sig: tuple[Key, tuple[Fact, ...]] | None,
+                      signatures: Signatures) -> tuple[Recommendation, bool]:
+        """Evaluate a profile whose signature is new; True with it if no engine run was needed.
+
+        Where every part of the rule graph the profile touches was seen in
+        an earlier evaluation with the same part signature, the trace is
+        assembled from those parts (the engine would do the same, part by
+        part); otherwise the engine runs, and its trace is cut into parts
+        for later profiles.
+        """
+        if sig is not None:
+            cut = signatures.parts(*sig)
+            known: list[tuple[Part, tuple[Fact, ...]]] = []
+            with self._cache_lock:
+                for sub, slots in cut.items():
+                    part = self._parts.get(sub)
+                    if part is None:
+                        break
+                    known.append((part, slots))
+                else:
+                    for sub in cut:
+                        self._parts.move_to_end(sub)
+            if len(known) == len(cut):
+                trace = signatures.assemble(known, facts)
+                return build(self.rulebase, profile.to_dict(), trace, self.provenance, self), True
+        trace = self._engine.evaluate(facts)
+        result = build(self.rulebase, profile.to_dict(), trace, self.provenance, self)
+        if sig is not None:
+            parts = signatures.split(trace, *sig)
+            if parts:
+                with self._cache_lock:
+                    for sub, part in parts.items():
+                        self._remember(self._parts, sub, part)
+        return result, False
 
     def _remember(self, cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
         """Put ``value`` in an LRU ``cache`` (the caller holds the lock)."""
@@ -390,15 +441,16 @@ class Recommender:
         """Hits, misses and size of the result cache."""
         with self._cache_lock:
             return CacheInfo(self._hits, self._misses, len(self._cache), self._maxsize, self._signature_hits,
-                             len(self._signatures))
+                             len(self._signatures), self._assembled)
 
     def cache_clear(self) -> None:
         """Empty the result cache and reset its counters."""
         with self._cache_lock:
             self._cache.clear()
             self._signatures.clear()
+            self._parts.clear()
             self._validated.clear()
-            self._hits = self._misses = self._signature_hits = 0
+            self._hits = self._misses = self._signature_hits = self._assembled = 0
 
     def red_flags(self) -> list[RedFlag]:
         """The red-flag catalogue, sorted by id."""

@@ -37,7 +37,19 @@ from typing import Any
 
 import attrs
 
-from ._engine import Fact, FactKey, _order, compile_condition, derived_facts, fact_key, pattern_key
+from ._engine import (
+    Fact,
+    FactKey,
+    Firing,
+    Trace,
+    _firing_order,
+    _order,
+    compile_condition,
+    condition_fact,
+    derived_facts,
+    fact_key,
+    pattern_key,
+)
 from ._model import OPERATORS, Rulebase
 from ._oracle import compare
 from ._profile import Scalar
@@ -106,6 +118,28 @@ class Signatures:
         self._words = words(rb)
         #: id(object) -> (object, its plan): kept alive while listed, so no id is reused meanwhile.
         self._plans: dict[int, tuple[Any, Any]] = {}
+        # The rule graph's independent parts: two fact names are in one part when a rule tests or
+        # derives both. No rule reaches across parts, so the engine's run on a profile is the union
+        # of its runs on each part's facts (see split / assemble).
+        parent: dict[str, str] = {}
+
+        def find(name: str) -> str:
+            parent.setdefault(name, name)
+            while parent[name] != name:
+                parent[name] = parent[parent[name]]
+                name = parent[name]
+            return name
+
+        rule_names: dict[str, list[str]] = {}
+        for rule in rb.rules:
+            names = rule_names[rule.id] = [*(condition_fact(c) for c in rule.when),
+                                           *(f for f, _ in derived_facts(rule))]
+            for name in names:
+                parent[find(name)] = find(names[0])
+        roots = sorted({find(name) for name in parent})
+        #: Fact name -> the number of its part.
+        self.part: dict[str, int] = {name: roots.index(find(name)) for name in parent}
+        self.rule_part: dict[str, int] = {rid: self.part[names[0]] for rid, names in rule_names.items()}
 
     def met(self, name: str, value: Scalar) -> int:
         """The conditions on ``name`` that ``value`` meets, as a bit set (memoised)."""
@@ -179,6 +213,66 @@ class Signatures:
         self._plans[id(obj)] = (obj, plan)
         return plan
 
+    def parts(self, key: Key, slots: tuple[Fact, ...]) -> dict[Key, tuple[Fact, ...]]:
+        """A signature cut along the rule graph's parts: each part's own signature, with its facts."""
+        keys: dict[int, list[Entry]] = {}
+        facts: dict[int, list[Fact]] = {}
+        for entry, fact in zip(key, slots):
+            part = self.part[entry[0]]
+            keys.setdefault(part, []).append(entry)
+            facts.setdefault(part, []).append(fact)
+        return {tuple(keys[p]): tuple(facts[p]) for p in sorted(keys)}
+
+    def split(self, trace: Trace, key: Key, slots: tuple[Fact, ...]) -> dict[Key, Part] | None:
+        """What the engine did in each part, with the part's given facts as positions, to reuse for others.
+
+        None if a premise is a given fact the signature does not keep (it
+        cannot be: the fact met the condition it matched).
+        """
+        parts = self.parts(key, slots)
+        where: dict[Fact, tuple[Key, int]] = {}
+        for sub, facts in parts.items():
+            for i, fact in enumerate(facts):
+                where[fact] = (sub, i)
+        given = set(trace.given)
+        firings: dict[Key, list[tuple[str, tuple[Fact | int, ...]]]] = {sub: [] for sub in parts}
+        derived: dict[Key, list[Fact]] = {sub: [] for sub in parts}
+        subkey_of = {self.part[sub[0][0]]: sub for sub in parts}
+        for firing in trace.firings:
+            home = subkey_of.get(self.rule_part[firing.rule_id])
+            if home is None:
+                return None
+            refs: list[Fact | int] = []
+            for premise in firing.premises:
+                found = where.get(premise)
+                if found is None and premise in given:
+                    return None
+                refs.append(premise if found is None else found[1])
+            firings[home].append((firing.rule_id, tuple(refs)))
+        for fact in trace.derived:
+            home = subkey_of.get(self.part[fact[0]])
+            if home is None:
+                return None
+            derived[home].append(fact)
+        return {sub: Part(tuple(firings[sub]), tuple(derived[sub])) for sub in parts}
+
+    def assemble(self, found: list[tuple[Part, tuple[Fact, ...]]], facts: Iterable[Fact]) -> Trace:
+        """The engine's trace on ``facts``, from each part's run on other facts with the same part signature."""
+        firings = []
+        derived: list[Fact] = []
+        for part, slots in found:
+            for rule_id, refs in part.firings:
+                premises: list[Fact] = [slots[r] if isinstance(r, int) else r for r in refs]
+                if len(premises) > 1:
+                    premises.sort(key=_order)
+                firings.append(Firing(rule_id, tuple(premises)))
+            derived += part.derived
+        return Trace(
+            given=tuple(sorted(set(facts), key=_order)),
+            firings=tuple(sorted(firings, key=_firing_order)),
+            derived=tuple(sorted(derived, key=_order)),
+        )
+
     def text(self, fact: Fact) -> str:
         """A premise's words, as the reasoning writes them (memoised)."""
         key = fact_key(fact)
@@ -188,6 +282,15 @@ class Signatures:
                 self._texts.clear()
             found = self._texts[key] = self._words.fact(*fact)
         return found
+
+
+@attrs.frozen
+class Part:
+    """What the engine did in one part of the rule graph: firings (premises as positions among the
+    part's given facts, or as derived facts) and the facts derived."""
+
+    firings: tuple[tuple[str, tuple[Fact | int, ...]], ...]
+    derived: tuple[Fact, ...]
 
 
 class Template:
@@ -288,4 +391,4 @@ def _replace(obj: Any, values: dict[str, Any]) -> Any:
     return new
 
 
-__all__ = ["Key", "Signatures", "Template"]
+__all__ = ["Key", "Part", "Signatures", "Template"]
