@@ -20,7 +20,11 @@ from typing import Any
 
 import attrs
 
-from ._result import Step
+from ._result import DerivedFact, Exclusion, NotRecommended, Provenance, RankedTechnique, Referral, Step
+
+#: Parts of results that other results share: steps (results share them), and, in a result
+#: instantiated from another of the same signature, everything that did not change.
+_SHARED = frozenset({Step, RankedTechnique, NotRecommended, Exclusion, Referral, DerivedFact, Provenance})
 
 _encode_str = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
 _INDENT = tuple("\n" + "  " * level for level in range(64))
@@ -66,7 +70,7 @@ def _write(value: Any, level: int, out: list[str]) -> None:
         out.append(_float(value))
     elif kind is tuple or kind is list:
         _sequence(value, level, out)
-    elif kind is Step:
+    elif kind in _SHARED:
         key = (id(value), level)
         found = _STEPS.get(key)
         if found is None:
