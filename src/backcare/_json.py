@@ -6,9 +6,11 @@ standard library encodes in Python, one generator per container, after
 ``to_dict()`` has copied the whole result into dicts and lists: about 0.8 ms
 for a typical 16 kB result, five times the cost of evaluating it. Here the
 same text is written straight from the result's attrs values, and the text
-of each :class:`~backcare.Step` is kept for reuse: results share their steps
-(see ``_reasoning``), and the steps are most of the text. The output is the
-same byte for byte (the tests compare it with the ``json.dumps`` form).
+of each part other results may share is kept for reuse (bounded): results
+share their steps (see ``_reasoning``), which are most of the text, and a
+result instantiated from another with the same signature shares all it did
+not change (see ``_signature``). The output is the same byte for byte (the
+tests compare it with the ``json.dumps`` form).
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ _INDENT = tuple("\n" + "  " * level for level in range(64))
 
 #: Per attrs class, the names of its serialised attributes, sorted (as ``sort_keys`` orders them).
 _NAMES: dict[type, tuple[str, ...]] = {}
-#: (id(step), depth) -> (step, its text at that depth); the step is held so its id stays unique.
-_STEPS: dict[tuple[int, int], tuple[Step, str]] = {}
-MAX_STEPS = 8192
+#: (id(part), depth) -> (part, its text at that depth); the part is held so its id stays unique.
+_TEXTS: dict[tuple[int, int], tuple[Any, str]] = {}
+#: Bounds on that memo, in entries and in characters held; past either it starts again.
+MAX_TEXTS = 8192
+MAX_CHARS = 4_000_000
+_held = [0]
 
 
 def _names(cls: type) -> tuple[str, ...]:
@@ -72,13 +77,16 @@ def _write(value: Any, level: int, out: list[str]) -> None:
         _sequence(value, level, out)
     elif kind in _SHARED:
         key = (id(value), level)
-        found = _STEPS.get(key)
+        found = _TEXTS.get(key)
         if found is None:
             part: list[str] = []
             _object(value, level, part)
-            if len(_STEPS) >= MAX_STEPS:
-                _STEPS.clear()
-            found = _STEPS[key] = (value, "".join(part))
+            text = "".join(part)
+            if len(_TEXTS) >= MAX_TEXTS or _held[0] + len(text) > MAX_CHARS:
+                _TEXTS.clear()
+                _held[0] = 0
+            found = _TEXTS[key] = (value, text)
+            _held[0] += len(text)
         out.append(found[1])
     elif attrs.has(kind):
         _object(value, level, out)
