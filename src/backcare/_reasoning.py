@@ -40,13 +40,16 @@ from ._result import (
 )
 
 
+_RANK = {level: i for i, level in enumerate(EVIDENCE_LEVELS)}
+
+
 def weakest(levels: Iterable[str]) -> str:
     """The weakest of some evidence levels (``refuted`` is the weakest of all)."""
-    return max(levels, key=EVIDENCE_LEVELS.index)
+    return max(levels, key=_RANK.__getitem__)
 
 
 def strongest(levels: Iterable[str]) -> str:
-    return min(levels, key=EVIDENCE_LEVELS.index)
+    return min(levels, key=_RANK.__getitem__)
 
 
 def _number(x: float) -> str:
@@ -238,6 +241,7 @@ class _Chain:
         self._sorted: dict[str, tuple[Fact, ...]] = {}
         self._levels: dict[str, str] = {}
         self._behind: dict[str, list[str]] = {}
+        self._steps: dict[str, Step] = {}
 
     def sorted_premises(self, rule_id: str) -> tuple[Fact, ...]:
         found = self._sorted.get(rule_id)
@@ -246,7 +250,10 @@ class _Chain:
         return found
 
     def step(self, rule_id: str) -> Step:
-        return self.tables.step(rule_id, self.sorted_premises(rule_id), self.given)
+        found = self._steps.get(rule_id)  # a rule's step is asked for once per rationale it is in
+        if found is None:
+            found = self._steps[rule_id] = self.tables.step(rule_id, self.sorted_premises(rule_id), self.given)
+        return found
 
     def behind(self, rule_id: str) -> list[str]:
         """The rules behind one rule, itself last: premises' derivations first (post-order), each once."""
