@@ -276,3 +276,18 @@ def test_to_json_is_exactly_the_json_dumps_form_and_kept():
         assert result.to_json() is text  # kept on the (immutable) result
     copy = rec.recommend({"stiffness": True, "pain_weeks": 5})  # instantiated from the first: its own text
     assert '"pain_weeks": 5' in copy.to_json() and copy.to_json() != text
+
+
+def test_at_most_a_few_engines_keep_an_idle_session():
+    """A session holds about 1.4 MB of C memory: many recommenders must not each keep one."""
+    from backcare import _engine
+
+    recs = [Recommender(cache_size=0) for _ in range(_engine.MAX_IDLE_SESSIONS + 3)]
+    for rec in recs:
+        rec.recommend({"stiffness": True})
+    holding = [rec for rec in recs if rec._engine._sid is not None]
+    assert holding == recs[-_engine.MAX_IDLE_SESSIONS:]  # the most recently used
+    assert recs[0].recommend({"stiffness": True}).techniques  # one that gave its session up starts another
+    assert recs[0]._engine._sid is not None and recs[3]._engine._sid is None
+    for rec in recs:
+        rec.close()

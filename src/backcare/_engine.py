@@ -21,6 +21,8 @@ import json
 import logging
 import math
 import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -195,11 +197,15 @@ class Engine:
 
     Of the C core's own time, creating a session and deleting it took about
     two thirds (it allocates and clears per-session memory for every node of
-    the rule network). So one session is reused: each call asserts its facts,
-    runs the rules, and retracts every fact it asserted, leaving the session
-    as empty as it found it. A session that anything interrupted is deleted,
-    and a fresh one is started every :attr:`SESSION_CALLS` calls anyway, so
-    that nothing the C core might keep per session can accumulate.
+    the rule network: about 1.4 MB for the default rules). So one session is
+    reused: each call asserts its facts, runs the rules, and retracts every
+    fact it asserted, leaving the session as empty as it found it. A session
+    that anything interrupted is deleted, and a fresh one is started every
+    :attr:`SESSION_CALLS` calls anyway, so that nothing the C core might keep
+    per session can accumulate. At most :data:`MAX_IDLE_SESSIONS` engines in
+    a process keep an idle session at once (the least recently used gives
+    its up), so a program that builds many recommenders does not hold a
+    session for each until the garbage collector gets to them.
     """
 
     RULESET = "backcare"
@@ -253,6 +259,8 @@ class Engine:
             if self._sid is not None:  # deleting the ruleset frees no session's memory
                 _core.delete_state(ruleset._handle, self._sid)
                 self._sid = None
+            with _idle_lock:
+                _idle.pop(id(self), None)
             host._ruleset_directory.clear()  # the host's own references
             host._ruleset_list.clear()
             _core.delete_ruleset(ruleset._handle)
@@ -346,6 +354,7 @@ class Engine:
                 raise  # Ctrl-C and SystemExit propagate as themselves
             finally:
                 self._live -= 1
+        _kept_idle(self)
         return Trace(
             given=given,
             firings=tuple(sorted(run.firings, key=_firing_order)),
@@ -383,6 +392,19 @@ class Engine:
                 run.sent += run.pending
                 run.pending.clear()
 
+    def _release(self) -> None:
+        """Give up the idle session, unless a call is using it (see :func:`_kept_idle`)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._sid is not None and self._host is not None:
+                sid, self._sid = self._sid, None
+                _core.delete_state(self._handle, sid)
+        except Exception:
+            pass  # the next call starts a new session either way
+        finally:
+            self._lock.release()
+
     def _delete(self, handle: int, sid: str) -> None:
         try:
             _core.delete_state(handle, sid)
@@ -406,6 +428,30 @@ class Engine:
                 _core.delete_state(handle, sid)
         except Exception:
             pass  # another exception is already on its way
+
+
+#: How many engines in the process may keep an idle session at once (see Engine).
+MAX_IDLE_SESSIONS = 4
+_idle: OrderedDict[int, weakref.ref[Engine]] = OrderedDict()  # least recently used first
+_idle_lock = threading.Lock()
+
+
+def _kept_idle(engine: Engine) -> None:
+    """Note that ``engine`` keeps an idle session; past the bound, the least recently used gives its up.
+
+    Called with no engine's lock held; an engine in use is skipped, not waited for.
+    """
+    if engine._sid is None:
+        return
+    victims = []
+    with _idle_lock:
+        _idle[id(engine)] = weakref.ref(engine)
+        _idle.move_to_end(id(engine))
+        while len(_idle) > MAX_IDLE_SESSIONS:
+            victims.append(_idle.popitem(last=False)[1]())
+    for victim in victims:
+        if victim is not None and victim is not engine:
+            victim._release()
 
 
 _SENTINEL = "_session"
