@@ -32,6 +32,7 @@ instantiated result keeps the order a fresh evaluation would give.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -205,7 +206,7 @@ class Signatures:
             items = tuple((i, p) for i, x in enumerate(obj) if (p := self.plan(x)) is not None)
             plan = (tuple, items) if items else None
         else:
-            parts = tuple((alias, name, p) for alias, name in _fields(cls)
+            parts = tuple((alias, name, p) for alias, name in _premise_fields(cls)
                           if (p := self.plan(getattr(obj, name))) is not None)
             plan = (cls, parts) if parts else None
         if len(self._plans) >= self.MAX_MEMO:
@@ -350,6 +351,46 @@ def _fields(cls: type) -> tuple[tuple[str, str], ...]:
     if found is None:
         found = _FIELDS[cls] = tuple((a.alias, a.name) for a in attrs.fields(cls) if a.init) if attrs.has(cls) else ()
         _UNSET[cls] = tuple((a.name, a.default) for a in attrs.fields(cls) if not a.init) if attrs.has(cls) else ()
+    return found
+
+
+#: Per attrs class, the fields whose declared type can hold a Premise, as (init argument, attribute name).
+_WITH_PREMISES: dict[type, tuple[tuple[str, str], ...]] = {}
+_HOLDS: dict[Any, bool] = {}
+
+
+def _premise_fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """The fields of ``cls`` a premise can be in, read from their type hints (all of them, if unreadable).
+
+    A plan walks only these: a result's contributions, scores and texts are
+    never looked into.
+    """
+    found = _WITH_PREMISES.get(cls)
+    if found is None:
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:  # hints that do not resolve: assume anything
+            hints = {}
+        found = _WITH_PREMISES[cls] = tuple(
+            (alias, name) for alias, name in _fields(cls) if name not in hints or _holds_premise(hints[name]))
+    return found
+
+
+def _holds_premise(tp: Any) -> bool:
+    """Whether a value of type ``tp`` can be, or contain, a Premise."""
+    found = _HOLDS.get(tp)
+    if found is None:
+        _HOLDS[tp] = True  # while this type is looked into (a type that refers back to itself): assume it can
+        if tp is Premise or tp is Any or tp is object:
+            found = True
+        elif tp in _LEAVES:
+            found = False
+        elif isinstance(tp, type) and attrs.has(tp):
+            found = bool(_premise_fields(tp))
+        else:
+            args = typing.get_args(tp)
+            found = any(_holds_premise(a) for a in args if a is not Ellipsis) if args else True
+        _HOLDS[tp] = found
     return found
 
 
