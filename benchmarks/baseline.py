@@ -179,7 +179,10 @@ class Baseline:
         # safety on the profile's own answers
         if p.get("pressure_tolerance") == "low":
             fire("safety.low-pressure-tolerance", ("pressure_tolerance", "low"))
-        if age is not None:
+        if age is None:
+            given.add(("age:given", False))
+            fire("safety.age-not-given", ("age:given", False))
+        else:
             if age < 16:
                 fire("safety.under-16", ("age", age))
             if age > 50 and weeks is None:
@@ -196,6 +199,11 @@ class Baseline:
         if "injury" in yes and weeks is not None and weeks < 1:
             conds.add(derive("safety.fresh-injury", ("conditions", "acute_injury_72h"), ("injury", True),
                              ("pain_weeks", weeks))[1])
+        if "injury" in yes and weeks is None:
+            unknown = ("pain_weeks:given", False)
+            given.add(unknown)
+            conds.add(derive("safety.injury-timing-unknown", ("conditions", "acute_injury_72h"), ("injury", True),
+                             unknown)[1])
         trauma = False
         if "injury" in yes:
             derive("safety.trauma-injury", ("trauma", True), ("injury", True))
@@ -210,7 +218,8 @@ class Baseline:
             flags.add(derive("safety.trauma-with-osteoporosis", ("red_flags", "minor_trauma_with_osteoporosis"),
                              ("conditions", "osteoporosis"), ("trauma", True))[1])
         for cond, rule in (("active_cancer_treatment", "safety.cancer-treatment"),
-                           ("tumour_at_site", "safety.cancer-tumour")):
+                           ("tumour_at_site", "safety.cancer-tumour"),
+                           ("radiotherapy_skin", "safety.cancer-radiotherapy")):
             if cond in conds:
                 flags.add(derive(rule, ("red_flags", "history_of_cancer"), ("conditions", cond))[1])
         if "systemic_infection" in conds:
@@ -306,7 +315,7 @@ class Baseline:
                         rid, r.title, r.because, self.conclusion[rid],
                         tuple(Premise(n, v, text((n, v)), g) for (n, v), g in zip(ps, mine)),
                         r.source, src.citation, r.evidence, src.passage, r.caveat, r.caveat_source,
-                        self.sources[r.caveat_source].citation if r.caveat_source else None)
+                        self.sources[r.caveat_source].citation if r.caveat_source else None, r.untested)
                 step_memo[rid] = found
             return found
 
@@ -330,6 +339,7 @@ class Baseline:
         referral = None
         if refer:
             urgency = min((rules[r].then.refer.urgency for r in refer), key=URGENCIES.index)  # type: ignore[union-attr]
+            refer = [r for r in refer if rules[r].then.refer.urgency == urgency]  # type: ignore[union-attr]
             rationale = explain(refer)
             chain = order(refer)
             flags = sorted({str(v) for r in chain for n, v in prem[r] if n == "red_flags"}
@@ -373,6 +383,11 @@ class Baseline:
             ranked.sort(key=lambda t: (-t.supported_score, -t.score, _RANK[t.evidence], t.id))
         else:
             ranked.sort(key=lambda t: (-t.score, _RANK[t.evidence], t.id))
+        excluded = tuple(Exclusion(t, self.techniques[t].name, explain(sorted(set(ids))))
+                         for t, ids in sorted(exclusions.items()))
+        if referral is not None and len(exclusions) == len(self.techniques):
+            referral = Referral(referral.urgency, referral.suspected, referral.flags, referral.triggers,
+                                referral.action, None, referral.sources, referral.rationale, True)
         derived = []
         for fact in sorted((f for f in by if f not in given), key=_key):
             who = sorted(by[fact])
@@ -382,8 +397,7 @@ class Baseline:
             profile=p,
             techniques=tuple(ranked),
             not_recommended=tuple(demoted),
-            excluded=tuple(Exclusion(t, self.techniques[t].name, explain(sorted(set(ids))))
-                           for t, ids in sorted(exclusions.items())),
+            excluded=excluded,
             referral=referral,
             derived=tuple(derived),
             fired=tuple(fired),

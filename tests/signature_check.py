@@ -80,6 +80,8 @@ def default_profile(rng: random.Random) -> dict[str, Any]:
         p["pain_intensity"] = rng.randint(0, 10)
     if rng.random() < 0.4:
         p["age"] = rng.choice((0, 10, 15, 16, 17, 30, 49, 50, 51, 52, 53, 60, 85, 130, rng.randint(0, 130)))
+        if p.get("pain_weeks", 0) > p["age"] * 52 + 52:  # no pain before birth: at the limit, or below it
+            p["pain_weeks"] = rng.choice((p["age"] * 52 + 52, rng.randint(0, p["age"] * 52 + 52)))
     for name in BOOLEANS:
         if rng.random() < 0.25:
             p[name] = rng.random() < 0.8

@@ -48,6 +48,8 @@ def profiles(*, flags: bool = True, conditions: bool = True) -> st.SearchStrateg
     @st.composite
     def build(draw: st.DrawFn) -> dict[str, Any]:
         profile = draw(base)
+        if "age" in profile and "pain_weeks" in profile and profile["pain_weeks"] > profile["age"] * 52 + 52:
+            profile["pain_weeks"] = draw(st.integers(0, profile["age"] * 52 + 52))  # no pain before birth
         if draw(st.booleans()):
             profile.update(draw(_start_back()))
         if conditions and draw(st.booleans()):

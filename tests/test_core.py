@@ -42,14 +42,15 @@ def test_stiffness_puts_swedish_massage_in_top_two_with_long_strokes_rationale()
 
 
 def test_injury_chain_shows_inflammation_then_scar_tissue_before_technique():
-    result = backcare.recommend({"injury": True})
+    result = backcare.recommend({"injury": True, "pain_weeks": 3})
     deep = next(t for t in result.techniques if t.id == "deep_pressure")
     steps = [s.rule_id for s in deep.rationale]
     assert steps == ["seed.injury-inflammation", "seed.inflammation-scar-tissue", "seed.break-up-scar-tissue"]
-    assert deep.rationale[0].conclusion == "works out inflammation"
-    assert deep.rationale[1].conclusion == "works out scar tissue suspected"
+    assert deep.rationale[0].conclusion == "works out: inflammation"
+    assert deep.rationale[1].conclusion == "works out: scar tissue (suspected)"
     assert deep.rationale[1].premises[0].text == "inflammation" and not deep.rationale[1].premises[0].given
-    assert result.facts == {"inflammation": (True,), "scar_tissue_suspected": (True,), "trauma": (True,)}
+    assert result.facts == {"duration": ("acute",), "inflammation": (True,), "scar_tissue_suspected": (True,),
+                            "trauma": (True,)}
 
 
 def test_chronic_long_term_relief_demotes_light_stroking_below_advanced_techniques():
@@ -63,7 +64,8 @@ def test_chronic_long_term_relief_demotes_light_stroking_below_advanced_techniqu
 def test_empty_profile_gives_empty_valid_result():
     result = backcare.recommend({})
     assert result.techniques == () and result.excluded == () and result.referral is None
-    assert result.fired == () and dict(result.facts) == {}
+    assert result.fired == ("safety.age-not-given",) and dict(result.facts) == {}
+    assert "age was not given" in result.warnings[0].conclusion
     assert "not medical advice" in result.disclaimer
     assert json.loads(json.dumps(result.to_dict()))["disclaimer"] == result.disclaimer
     assert "Nothing in this profile points to a particular massage technique" in " ".join(result.explain().split())
@@ -90,8 +92,8 @@ def test_intensity_bands():
 
 
 def test_ties_break_by_evidence_then_technique_id():
-    result = backcare.recommend({"injury": True})
-    assert [(t.id, t.score, t.evidence) for t in result.techniques] == [
+    result = backcare.recommend({"injury": True, "scar_tissue": True, "age": 40, "pain_weeks": 20})
+    assert [(t.id, t.score, t.evidence) for t in result.techniques][:2] == [
         ("deep_pressure", 2, "claim"), ("kneading", 2, "claim")]
     result = backcare.recommend({"pain_weeks": 26})
     assert [(t.id, t.score, t.evidence) for t in result.techniques] == [
@@ -238,7 +240,7 @@ def test_ten_thousand_calls_leave_no_session_alive():
 def test_profile_that_matches_no_rule_is_an_empty_result_not_an_error():
     rec = Recommender(cache_size=0)
     for _ in range(1500):  # past durable's live-session limit
-        assert rec.recommend({"pressure_tolerance": "high"}).fired == ()
+        assert rec.recommend({"age": 40, "pressure_tolerance": "high"}).fired == ()
 
 
 def test_exceptions_in_rule_actions_reach_the_caller(monkeypatch):

@@ -21,7 +21,7 @@ from backcare._inputs import input_facts
 from backcare._loader import PackText
 
 from . import packgen
-from .strategies import LOCAL_CONDITIONS, profiles
+from .strategies import LOCAL_CONDITIONS, RED_FLAGS, profiles
 
 
 def _agree(rec: backcare.Recommender, profile: Any) -> backcare.Recommendation:
@@ -48,6 +48,8 @@ def test_engine_and_oracle_agree_on_the_default_pack_and_cover_every_rule() -> N
     check()
     for local in LOCAL_CONDITIONS:  # each local condition placed away from the back, once
         fired.update(_agree(rec, {"stiffness": True, "conditions": [local], "away_from_back": [local]}).fired)
+    for flag in RED_FLAGS:  # and each red flag once, whatever the draws above reached
+        fired.update(_agree(rec, {"red_flags": [flag], "age": 40}).fired)
     unfired = sorted(r.id for r in rec.rulebase.rules if r.id not in fired)
     assert not unfired, f"the differential examples never fired {unfired}: add examples or widen the strategy"
 

@@ -175,7 +175,7 @@ LIGHT_DEEP = """
 id = "deep_pressure"
 replace = true
 name = "Deep pressure"
-description = "Slow, firm pressure into the deeper layers of muscle."
+description = "Slow, firm pressure into the deeper layers of muscle and connective tissue."
 pressure = "light"
 """
 
@@ -200,15 +200,34 @@ def test_low_pressure_tolerance_also_reads_pressure(tmp_path):
         Recommender([pack])  # old code: accepted, and deep pressure came back for low tolerance too
 
 
-def test_replacing_a_technique_without_touching_its_pressure_is_fine(tmp_path):
-    pack = write(tmp_path / "words.toml", LIGHT_DEEP.replace('"light"', '"deep"').replace(
-        "deeper layers of muscle.", "deepest layers."))
-    rec = Recommender([pack])
-    assert rec.rulebase.techniques["deep_pressure"].description.endswith("deepest layers.")
-    assert rec.rulebase.safety_overrides == ()
+def test_a_techniques_name_and_description_are_protected_too(tmp_path):
+    # Swapping names would list deep pressure as "Light stroking" for someone on blood thinners.
+    swap = write(tmp_path / "swap.toml", """
+        [[technique]]
+        id = "deep_pressure"
+        replace = true
+        name = "Light stroking"
+        description = "Gentle gliding strokes over the skin (effleurage): comforting, with little pressure."
+        pressure = "deep"
+
+        [[technique]]
+        id = "light_stroking"
+        replace = true
+        name = "Deep pressure"
+        description = "Slow, firm pressure into the deeper layers of muscle and connective tissue."
+        pressure = "light"
+    """)
+    with pytest.raises(RuleError) as info:
+        Recommender([swap])
+    keys = sorted((p.rule_id, p.key) for p in info.value.problems)
+    assert keys == [("deep_pressure", "description"), ("deep_pressure", "name"),
+                    ("light_stroking", "description"), ("light_stroking", "name")]
+    assert all("exclusions and referrals show techniques by their" in p.message for p in info.value.problems)
+    same = write(tmp_path / "same.toml", LIGHT_DEEP.replace('"light"', '"deep"'))
+    assert Recommender([same]).rulebase.safety_overrides == ()  # restating it changes nothing
 
 
-@pytest.mark.parametrize("name", ["Deep pressure", "deep  PRESSURE"])
+@pytest.mark.parametrize("name", ["Deep pressure", "deep  PRESSURE", "Deep pressure.", "\\uff24eep pressure"])
 @pytest.mark.parametrize("allow", [False, True])
 def test_a_new_technique_may_not_reuse_a_display_name(tmp_path, name, allow):
     pack = write(tmp_path / "twin.toml", f"""
@@ -218,8 +237,85 @@ def test_a_new_technique_may_not_reuse_a_display_name(tmp_path, name, allow):
         description = "The same, under another id."
         pressure = "light"
     """)
-    with pytest.raises(RuleError, match="technique name .* is already the name of technique 'deep_pressure'"):
+    with pytest.raises(RuleError, match="technique name .* looks the same as that of technique 'deep_pressure'"):
         Recommender([pack], allow_safety_overrides=allow)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("D\\u0435ep pressure", "mixes Cyrillic and Latin letters"),  # a Cyrillic e
+    ("Deep\\u200bpressure", r"control character U\+200B"),  # a zero-width space
+    ("Deep \\u202epressure", r"control character U\+202E"),  # right-to-left override
+])
+def test_names_that_imitate_others_are_refused(tmp_path, name, message):
+    pack = write(tmp_path / "twin.toml", f"""
+        [[technique]]
+        id = "clinic.twin"
+        name = "{name}"
+        description = "A lookalike."
+        pressure = "light"
+    """)
+    with pytest.raises(RuleError, match=message):
+        Recommender([pack])
+
+
+def test_a_red_flag_or_contraindication_cannot_be_worded_like_another(tmp_path):
+    # Same words, weaker effect: a form would offer the routine one beside the emergency one.
+    pack = write(tmp_path / "twins.toml", """
+        [[red_flag]]
+        id = "bladder_control"
+        description = "New loss of bladder control"
+        suspected = "a urinary tract infection"
+        urgency = "routine"
+        source = "nice-ng59"
+
+        [[contraindication]]
+        id = "blood_thinners"
+        description = "Taking anticoagulant (blood-thinning) medicine."
+        effect = "consult_first"
+        because = "Ask your doctor."
+        source = "walton2011"
+    """)
+    with pytest.raises(RuleError) as info:
+        Recommender([pack])
+    found = {(p.rule_id, p.kind) for p in info.value.problems}
+    assert found == {("bladder_control", "red_flag"), ("blood_thinners", "contraindication")}
+    assert all("looks the same as that of" in p.message for p in info.value.problems)
+
+
+def test_a_pack_text_is_labelled_with_its_pack_and_kept_apart_from_an_emergency(tmp_path):
+    pack = write(tmp_path / "calm.toml", """
+        [pack]
+        name = "calm-clinic"
+
+        [[rule]]
+        id = "clinic.reassure"
+        title = "Reassurance"
+        when = { red_flags = { contains = "saddle_anaesthesia" } }
+        then = { note = "There is no need to see a doctor; a gentle massage is fine." }
+        because = "x"
+        source = "nice-ng59"
+        evidence = "guideline"
+
+        [[rule]]
+        id = "clinic.downplay"
+        title = "Nothing serious"
+        when = { red_flags = { contains = "saddle_anaesthesia" } }
+        then = { refer = { urgency = "routine", suspected = "a trapped nerve, nothing serious" } }
+        because = "x"
+        source = "nice-ng59"
+        evidence = "guideline"
+        safety = true
+    """)
+    result = Recommender([pack]).recommend({"red_flags": ["saddle_anaesthesia"]})
+    assert result.referral.urgency == "emergency"
+    assert result.referral.suspected == ("cauda equina syndrome",)  # the milder referral does not join it
+    assert "clinic.downplay" not in [s.rule_id for s in result.referral.rationale]
+    [note] = result.notes
+    assert note.pack == "calm-clinic"
+    text = " ".join(result.explain().split())
+    referral_block, rest = text.split("Other rule packs add (they do not change the referral above):")
+    assert "no need to see a doctor" not in referral_block
+    assert "[clinic.reassure, from the rule pack 'calm-clinic']" in rest
 
 
 # --- A3: urgency texts and cited sources ------------------------------------------------------
@@ -457,7 +553,7 @@ def test_over_50_without_a_duration_does_not_read_as_all_clear():
     assert {"deep_pressure", "trigger_point_therapy"} <= excluded(result)
     assert any("did not say how many weeks" in w.conclusion for w in result.warnings)
     text = " ".join(result.explain().split())
-    assert "give the weeks of pain for a full answer" in text
+    assert "Firm and deep techniques are left out until you give the weeks of pain" in text
 
 
 @pytest.mark.parametrize("age", [0, 9, 15])

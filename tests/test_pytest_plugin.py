@@ -36,7 +36,7 @@ def test_the_command_line_option_runs_each_example_as_an_item(project):
         "*rules/clinic/clinic.toml::wrong on purpose FAILED*",
         "*example 'wrong on purpose' failed:*",
         "*expected kneading first, got ['hot_stones'*",
-        "*rules fired: clinic.relax, seed.relaxation-goal*",
+        "*rules fired: clinic.relax, safety.age-not-given, seed.relaxation-goal*",
     ])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 

@@ -197,7 +197,7 @@ def test_ctrl_c_stops_recommend_many_with_processes_promptly_and_leaves_no_proce
         import sys, backcare
 
         if __name__ == "__main__":
-            profiles = [{"pain_weeks": w % 6000, "tight_bands": True, "age": 20 + w % 80} for w in range(100000)]
+            profiles = [{"pain_weeks": w % 1000, "tight_bands": True, "age": 20 + w % 80} for w in range(100000)]
             rec = backcare.Recommender(cache_size=0)
             print("start", flush=True)
             try:

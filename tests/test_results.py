@@ -164,7 +164,7 @@ def test_refuted_claims_add_nothing_and_are_never_stated_as_facts():
     text = " ".join(result.explain().split())
     assert "Derived facts:" not in text and "improve_blood_flow = true" not in text
     claims = text.split("What the article claims about you, without good evidence:")[1].split("Rules used")[0]
-    assert "healing impaired" in claims and "improve blood flow" in claims
+    assert "tissue that is not healing properly" in claims and "a need for more blood flow" in claims
     assert "The article claims, but research found otherwise: Swedish massage increases circulation" in text
     rb = DEFAULT.rulebase
     assert rb.by_id["seed.swedish-long-strokes"].evidence == "claim"
@@ -328,7 +328,11 @@ def test_what_if_finds_a_referral_and_a_new_top_technique_within_bounded_evaluat
     bound = len(candidates(rec.rulebase, dict(result.profile)))
     assert 0 < len(calls) <= bound, (len(calls), bound)
     age = next(c for c in changes if c.field == "age")
-    assert age.values == (15,) and age.referral == "routine" and "age 15 instead of 45" in str(age)
+    assert age.values == (0,) and age.ranges == ((0, 15),)  # one value stands for the span
+    assert age.referral == "routine" and "age 0 to 15 instead of 45" in str(age)
+    weeks = next(c for c in Recommender().recommend({"stiffness": True, "age": 60}).what_if()
+                 if c.field == "pain_weeks")
+    assert weeks.ranges == ((0, 519),) and weeks.referral == "urgent"  # pain that began after 50: all of it
 
 
 def test_what_if_candidates_come_from_the_rules_so_pack_fields_work(tmp_path):

@@ -55,7 +55,7 @@ CONDITION_EFFECT = {
     "recent_surgery": (ALL, ALL, True, "urgent"),  # on the back: a recent spinal procedure
     "open_wound": (ALL, ALL, True, None),
     "skin_infection": (ALL, ALL, True, None),
-    "radiotherapy_skin": (ALL, ALL, True, None),
+    "radiotherapy_skin": (ALL, ALL, True, "urgent"),  # radiotherapy means cancer: a red flag
     "tumour_at_site": (ALL, ALL, True, "urgent"),  # cancer: a red flag
     "acute_injury_72h": (ALL - {"light_stroking"}, ALL - {"light_stroking"}, False, None),
     "neuropathy": (LIGHT, LIGHT, False, None),
@@ -160,7 +160,8 @@ def test_age_over_50_with_new_pain_raises_the_flag_itself_and_says_so():
     steps = [s.rule_id for s in result.referral.rationale]
     assert steps == ["safety.new-pain-over-50", "red-flag.new_pain_over_50"]  # tests a given fact: no ordinary rule between
     assert "works out the age when this pain began" in result.referral.rationale[0].text
-    assert [p.text for p in result.referral.triggers] == ["age when this pain began: 61.98"]
+    assert [(p.fact, p.value, p.text) for p in result.referral.triggers] == [
+        ("onset_age", 61.98, "age when this pain began: 62")]
     assert backcare.recommend({"age": 50, "pain_weeks": 1}).referral is None
     assert backcare.recommend({"age": 62, "pain_weeks": 700}).referral is None
 
@@ -183,7 +184,8 @@ def test_seed_claims_without_evidence_are_labelled_claim_with_the_contrary_evide
     ]:
         rule = rb.by_id[rule_id]
         assert rule.evidence == level, rule_id
-        assert rule.caveat and rule.caveat_source == contrary, rule_id
+        assert rule.caveat_source == contrary, rule_id
+        assert rule.caveat if contrary else rule.untested, rule_id
 
 
 def test_every_technique_and_step_has_an_evidence_level():
@@ -193,7 +195,7 @@ def test_every_technique_and_step_has_an_evidence_level():
         assert all(s.evidence and s.source for s in t.rationale)
     swedish = next(t for t in result.techniques if t.id == "swedish_massage")
     assert swedish.evidence == "claim"  # the weakest link among the chains that raise it
-    assert dict(swedish.score_by_evidence) == {"trial": 1, "low": 1, "claim": 3}
+    assert dict(swedish.score_by_evidence) == {"trial": 1, "claim": 4}
     assert [c.rule_id for c in swedish.contributions if not c.counted] == ["seed.blood-flow-techniques"]
 
 

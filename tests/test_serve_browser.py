@@ -202,4 +202,4 @@ def test_why_not_and_what_if_are_on_the_page(page):
     text = changes.inner_text()
     for change in expected.what_if():
         assert change.change in text
-    assert "age 15 instead of 45: referral none to routine" in text
+    assert "age 0 to 15 instead of 45: referral none to routine" in text

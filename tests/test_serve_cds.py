@@ -24,7 +24,7 @@ from backcare._serve.cds import NOT_A_DEVICE, SERVICE_ID, md  # noqa: E402
 from backcare._serve.fhir import CodeMap  # noqa: E402
 
 from . import cds_hooks_schema as schema  # noqa: E402
-from .servekit import ICD10, RXNORM, SNOMED, TODAY, call, condition, medication, pain, request  # noqa: E402
+from .servekit import ICD10, SNOMED, TODAY, call, condition, medication, pain, request  # noqa: E402
 
 URL = f"/cds-services/{SERVICE_ID}"
 

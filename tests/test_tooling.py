@@ -226,7 +226,7 @@ def test_json_report(capsys, clinic):
     report = json.loads(out)
     assert (report["examples"], report["passed"], report["failed"], report["coverage"]) == (2, 1, 1, 1.0)
     failed = [r for r in report["results"] if r["outcome"] == "failed"]
-    assert failed[0]["name"] == "wrong on purpose" and failed[0]["fired"] == ["clinic.relax", "seed.relaxation-goal"]
+    assert failed[0]["name"] == "wrong on purpose" and failed[0]["fired"] == ["clinic.relax", "safety.age-not-given", "seed.relaxation-goal"]
     assert failed[0]["file"].endswith("clinic.toml") and failed[0]["line"] == 26
 
 

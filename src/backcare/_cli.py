@@ -36,7 +36,7 @@ from ._model import RANKINGS
 from ._recommender import Recommender
 from ._ruletest import read_packs, run_examples
 from ._schema import pack_schema, profile_schema, result_schema
-from ._text import escape_controls, quote
+from ._text import CONTROL_RE, escape_controls, quote
 
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 
@@ -170,10 +170,15 @@ def _read_profile(arg: str) -> Any:
         raise _InputError(f"{what}: JSON nested more than {MAX_JSON_DEPTH} levels deep; a profile is one object "
                           "of fields")
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys(what), parse_int=_bounded_int(what),
-                          parse_constant=_no_constant(what))
+        profile = json.loads(text, object_pairs_hook=_unique_keys(what), parse_int=_bounded_int(what),
+                             parse_constant=_no_constant(what))
     except json.JSONDecodeError as exc:
         raise _InputError(f"{what}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+    if not isinstance(profile, dict):
+        kind = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}.get(
+            type(profile), "a number")
+        raise _InputError(f"{what}: a profile is a JSON object of field names and values, got {kind}")
+    return profile
 
 
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
@@ -234,8 +239,9 @@ def _out(text: str) -> None:
 
 def _print_json(data: Any) -> None:
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
-    # JSON escapes C0 controls itself; DEL and C1 (U+009B is a terminal escape) it leaves raw.
-    print(re.sub("[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", text))
+    # JSON escapes C0 controls itself; DEL, C1 (U+009B is a terminal escape) and the invisible
+    # format characters it leaves raw: escape those too, as JSON escapes.
+    print(CONTROL_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 def _err(message: str) -> None:
@@ -374,6 +380,8 @@ def _show(rec: Recommender, rule_id: str) -> int:
     ]
     if source.passage:
         lines.append(f"  passage:  {source.passage}")
+    if rule.untested:
+        lines.append("  untested: no trial was found that tested this claim")
     if rule.caveat:
         lines.append(f"  caveat:   {rule.caveat}" + (f" [{rule.caveat_source}]" if rule.caveat_source else ""))
     if rule.safety:

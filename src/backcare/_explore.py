@@ -84,13 +84,16 @@ class WhatIf:
     """A change to one field, and what it would change in the result.
 
     ``values`` are the field's new values that give this same outcome
-    (``None``: not given). ``top`` and ``referral`` are the new top technique
+    (``None``: not given); for a whole-number field, each stands for a span
+    of values between the rules' thresholds, and ``ranges`` are those spans
+    joined (``None``: no bound). ``top`` and ``referral`` are the new top technique
     id and referral urgency, ``was_top`` and ``was_referral`` the current
     ones; ``top_name`` and ``was_top_name`` are the techniques' names.
     """
 
     field: str
     values: tuple[Any, ...]
+    ranges: tuple[tuple[int | None, int | None], ...]
     change: str
     top: str | None
     referral: str | None
@@ -250,78 +253,125 @@ def what_if(result: Recommendation) -> tuple[WhatIf, ...]:
     base = dict(result.profile)
     was_top = result.techniques[0].id if result.techniques else None
     was_referral = result.referral.urgency if result.referral else None
-    changes: list[tuple[str, Any, dict[str, Any]]] = []
-    for field, value in candidates(rb, base):
+    changes: list[tuple[Candidate, dict[str, Any]]] = []
+    for cand in candidates(rb, base):
         new = dict(base)
-        if value is None:
-            new.pop(field, None)
+        if cand.value is None:
+            new.pop(cand.field, None)
         else:
-            new[field] = list(value) if isinstance(value, tuple) else value
+            new[cand.field] = list(cand.value) if isinstance(cand.value, tuple) else cand.value
         try:
             rec.profile(new)
         except ProfileError:
             continue  # not a profile anyone could give (e.g. away_from_back without the condition)
-        changes.append((field, value, new))
-    outcomes = rec.recommend_many([new for _, _, new in changes])
+        changes.append((cand, new))
+    outcomes = rec.recommend_many([new for _, new in changes])
     text = words(rb)
     names = {tid: tech.name for tid, tech in rb.techniques.items()}
-    groups: dict[tuple[str, str | None, str | None], list[Any]] = {}
-    for (field, value, _), after in zip(changes, outcomes):
+    groups: dict[tuple[str, str | None, str | None], list[Candidate]] = {}
+    for (cand, _), after in zip(changes, outcomes):
         top = after.techniques[0].id if after.techniques else None
         referral = after.referral.urgency if after.referral else None
         if top != was_top or referral != was_referral:
-            groups.setdefault((field, top, referral), []).append(value)
-    for values in groups.values():
-        values.sort(key=lambda v: (v is None, isinstance(v, tuple), repr(v) if not isinstance(v, (int, float))
-                                   else f"{float(v):030.10f}"))
+            groups.setdefault((cand.field, top, referral), []).append(cand)
     out = []
-    for (field, top, referral), values in groups.items():
-        out.append(WhatIf(field, tuple(values), _describe(text, field, base.get(field), values), top, referral,
-                          was_top, was_referral, names.get(top or ""), names.get(was_top or "")))
+    for (field, top, referral), cands in groups.items():
+        cands.sort(key=_candidate_order)
+        spans = _merge_spans([c.span for c in cands if c.span is not None])
+        out.append(WhatIf(field, tuple(c.value for c in cands), spans,
+                          _describe(text, field, base.get(field), cands, spans, rb.fields.get(field)),
+                          top, referral, was_top, was_referral, names.get(top or ""), names.get(was_top or "")))
     return tuple(out)
 
 
-def _describe(words: Words, field: str, old: Any, values: list[Any]) -> str:
+@attrs.frozen
+class Candidate:
+    """One value to try for one field; for a whole-number field, the span of values it stands for.
+
+    Every rule compares a whole-number field with thresholds, so between two
+    neighbouring thresholds every value gives the same result: one
+    evaluation speaks for the whole span.
+    """
+
+    field: str
+    value: Any
+    span: tuple[int | None, int | None] | None = None
+
+
+def _candidate_order(c: Candidate) -> tuple[Any, ...]:
+    v = c.value
+    if v is None:
+        return (2, 0, "")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (0, float(v), "")
+    return (1, 0, repr(v))
+
+
+def _merge_spans(spans: list[tuple[int | None, int | None]]) -> tuple[tuple[int | None, int | None], ...]:
+    """Adjacent spans of whole numbers joined: (0, 5) and (6, 10) are (0, 10)."""
+    out: list[tuple[int | None, int | None]] = []
+    for lo, hi in sorted(spans, key=lambda s: -math.inf if s[0] is None else s[0]):
+        if out and out[-1][1] is not None and lo is not None and out[-1][1] + 1 >= lo:
+            prev_lo, prev_hi = out[-1]
+            assert prev_hi is not None
+            out[-1] = (prev_lo, None if hi is None else max(prev_hi, hi))
+        else:
+            out.append((lo, hi))
+    return tuple(out)
+
+
+def _describe(words: Words, field: str, old: Any, cands: list[Candidate],
+              spans: tuple[tuple[int | None, int | None], ...], spec: Any) -> str:
     """One change, or several to the same field with the same outcome, in words."""
     name = words.name(field)
+    instead = "" if old is None or isinstance(old, (tuple, list)) else f" instead of {words.value(field, old)}"
     parts: list[str] = []
-    numbers = sorted(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
-    if numbers:
-        parts.append(f"{name} {_spans(numbers)}" + ("" if old is None else f" instead of {words.value(field, old)}"))
-    for v in values:
+    if spans:
+        lo_limit = spec.minimum if spec is not None else None
+        hi_limit = spec.maximum if spec is not None else None
+        texts = [_span_text(lo, hi, lo_limit, hi_limit) for lo, hi in spans]
+        parts.append(f"{name} {' or '.join(texts)}{instead}")
+    for c in cands:
+        v = c.value
+        if c.span is not None or v is None or isinstance(v, tuple):
+            continue
         if isinstance(v, bool):
             parts.append(f"with {name}" if v else f"without {name}")
-        elif isinstance(v, str):
-            parts.append(f"{name} {words.value(field, v)}" + ("" if old is None else
-                                                             f" instead of {words.value(field, old)}"))
+        else:
+            parts.append(f"{name} {words.value(field, v)}{instead}")
     before = set(old or ()) if isinstance(old, (tuple, list)) else set()
-    added = [i for v in values if isinstance(v, tuple) for i in v if i not in before]
-    removed = [i for v in values if isinstance(v, tuple) for i in sorted(before) if i not in v]
+    added = [i for c in cands if isinstance(c.value, tuple) for i in c.value if i not in before]
+    removed = [i for c in cands if isinstance(c.value, tuple) for i in sorted(before) if i not in c.value]
     for verb, items in (("with", added), ("without", removed)):
         if len(items) == 1:
             parts.append(f"{verb} {words.fact(field, items[0])}")
         elif items:
             parts.append(f"{verb} any one of these {name}: " + "; ".join(words.item(field, i) for i in items))
-    if None in values:
+    if any(c.value is None for c in cands):
         parts.append(f"without giving {name}")
     return ", or ".join(parts)
 
 
-def _spans(numbers: list[float]) -> str:
-    """``[0, 1, 2, 3, 11, 12]`` as ``0 to 3, 11 or 12``."""
-    runs: list[list[float]] = []
-    for n in numbers:
-        if runs and isinstance(n, int) and n == runs[-1][-1] + 1:
-            runs[-1].append(n)
-        else:
-            runs.append([n])
-    texts = [t for r in runs for t in ([f"{r[0]:g} to {r[-1]:g}"] if len(r) > 2 else [f"{x:g}" for x in r])]
-    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
+def _span_text(lo: int | None, hi: int | None, lo_limit: float | None, hi_limit: float | None) -> str:
+    if lo is not None and lo == hi:
+        return f"{lo}"
+    if hi is None or (hi_limit is not None and hi >= hi_limit):
+        return f"{lo} or more"
+    if lo is None or (lo_limit is not None and lo <= lo_limit and lo != 0):
+        return f"{hi} or less"
+    return f"{lo} to {hi}"
 
 
-def candidates(rb: Rulebase, profile: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """Single-field changes worth trying, from the rules' own conditions, each once, in a stable order."""
-    out: dict[tuple[str, str], tuple[str, Any]] = {}
+def candidates(rb: Rulebase, profile: Mapping[str, Any]) -> list[Candidate]:
+    """Single-field changes worth trying, from the rules' own conditions, each once, in a stable order.
+
+    A whole-number field is cut at every threshold the rules compare it with
+    (through the age at onset too), and one value stands for each span
+    between cuts; other fields get each value the rules test.
+    """
+    points: dict[tuple[str, str], Candidate] = {}
+    cuts: dict[str, set[int]] = {}
+    absent: set[str] = set()
 
     def add(field: str, value: Any) -> None:
         current = profile.get(field)
@@ -330,26 +380,68 @@ def candidates(rb: Rulebase, profile: Mapping[str, Any]) -> list[tuple[str, Any]
                 return
         elif value == current and type(value) is type(current):
             return
-        out.setdefault((field, repr(value)), (field, value))
+        points.setdefault((field, repr(value)), Candidate(field, value))
 
     for rule in rb.rules:
         for cond in rule.when:
             if cond.fact in COMPUTED_FACTS:
-                for field, value in _computed_candidates(cond, profile, rb):
-                    add(field, value)
+                for field, cut in _computed_cuts(cond, profile):
+                    cuts.setdefault(field, set()).add(cut)
                 continue
             spec = rb.fields.get(cond.fact)
             if spec is None:
                 continue
             for test in cond.tests:
-                for value in _values(spec.type, test, profile.get(cond.fact), spec.minimum, spec.maximum):
-                    add(cond.fact, value)
-    return [out[k] for k in sorted(out)]
+                if test.op == "given":
+                    if profile.get(cond.fact) is not None:
+                        absent.add(cond.fact)
+                elif spec.type == "int":
+                    cuts.setdefault(cond.fact, set()).update(_cuts(test))
+                else:
+                    for value in _values(spec.type, test, profile.get(cond.fact), spec.minimum, spec.maximum):
+                        add(cond.fact, value)
+    out = [points[k] for k in sorted(points)]
+    for field in sorted(cuts):
+        spec = rb.fields.get(field)
+        if spec is not None:
+            out += _spans(field, cuts[field], spec.minimum, spec.maximum, profile.get(field))
+    out += [Candidate(field, None) for field in sorted(absent)]
+    return out
+
+
+def _cuts(test: Test) -> set[int]:
+    """Where a test on a whole number changes: a cut at c separates c from c + 1."""
+    values = test.value if isinstance(test.value, tuple) else (test.value,)
+    out: set[int] = set()
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if test.op in ("gt", "le"):
+            out.add(math.floor(v))
+        elif test.op in ("ge", "lt"):
+            out.add(math.ceil(v) - 1)
+        elif float(v).is_integer():  # eq, ne, in: the value itself stands apart
+            out.update((int(v) - 1, int(v)))
+    return out
+
+
+def _spans(field: str, cuts: set[int], minimum: float | None, maximum: float | None, current: Any) -> list[Candidate]:
+    lo = None if minimum is None else math.ceil(minimum)
+    hi = None if maximum is None else math.floor(maximum)
+    inside = sorted(c for c in cuts if (lo is None or c >= lo) and (hi is None or c < hi))
+    starts = [lo, *(c + 1 for c in inside)]
+    ends = [*inside, hi]
+    out = []
+    for start, end in zip(starts, ends):
+        if start is None and end is None:
+            continue
+        if current is not None and (start is None or current >= start) and (end is None or current <= end):
+            continue  # the span the profile is in already: nothing changes
+        out.append(Candidate(field, start if start is not None else end, (start, end)))
+    return out
 
 
 def _values(kind: str, test: Test, current: Any, lo: float | None, hi: float | None) -> Iterable[Any]:
-    if test.op == "given":
-        return [None] if current is not None else []
     if kind == "bool":
         return [v for v in (True, False) if v != current]
     if kind == "list":
@@ -362,38 +454,29 @@ def _values(kind: str, test: Test, current: Any, lo: float | None, hi: float | N
     if kind == "string":
         return [v for v in values if isinstance(v, str)]
     out: list[Any] = []
-    for v in values:
+    for v in values:  # a number field: each threshold and its nearest neighbours either side
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
-        if kind == "int":
-            out += [math.floor(v) - (0 if v != math.floor(v) else 1), math.floor(v), math.ceil(v),
-                    math.ceil(v) + (0 if v != math.ceil(v) else 1)]
-        else:
-            out += [math.nextafter(v, -math.inf), v, math.nextafter(v, math.inf)]
-    return [v for v in dict.fromkeys(out)
-            if (lo is None or v >= lo) and (hi is None or v <= hi)]
+        out += [math.nextafter(v, -math.inf), v, math.nextafter(v, math.inf)]
+    return [v for v in dict.fromkeys(out) if (lo is None or v >= lo) and (hi is None or v <= hi)]
 
 
-def _computed_candidates(cond: Condition, profile: Mapping[str, Any], rb: Rulebase) -> list[tuple[str, Any]]:
-    """Ages and durations that move the age at onset across a rule's threshold."""
+def _computed_cuts(cond: Condition, profile: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """Where the age at onset crosses a rule's threshold, as a cut in the age or in the weeks of pain."""
     if cond.fact != "onset_age":
         return []
-    out: list[tuple[str, Any]] = []
+    out: list[tuple[str, int]] = []
     age, weeks = profile.get("age"), profile.get("pain_weeks")
     for test in cond.tests:
         values = test.value if isinstance(test.value, tuple) else (test.value,)
         for t in values:
             if isinstance(t, bool) or not isinstance(t, (int, float)):
                 continue
-            if weeks is not None:
-                target = t + weeks / 52
-                out += [("age", v) for v in (math.floor(target), math.floor(target) + 1)]
-            if age is not None:
-                target = 52 * (age - t)
-                out += [("pain_weeks", v) for v in (math.floor(target), math.floor(target) + 1) if v >= 0]
-    limits = {name: (spec.minimum, spec.maximum) for name, spec in rb.fields.items()}
-    return [(f, v) for f, v in out
-            if (limits[f][0] is None or v >= limits[f][0]) and (limits[f][1] is None or v <= limits[f][1])]
+            if weeks is not None:  # onset = age - weeks / 52 crosses t as age crosses t + weeks / 52
+                out.append(("age", math.floor(t + weeks / 52)))
+            if age is not None:  # ... and as weeks cross 52 * (age - t)
+                out.append(("pain_weeks", math.ceil(52 * (age - t)) - 1))
+    return out
 
 
 __all__ = ["Miss", "WhatIf", "WhyNot", "candidates", "what_if", "why_not"]

@@ -226,10 +226,31 @@ class Rule:
     caveat_source: str | None = None
     safety: bool = False
     origin: Origin | None = attrs.field(default=None, eq=False, repr=False)
+    #: No study was found that tested this claim: results say so, citing nothing.
+    untested: bool = False
 
     @property
     def facts_matched(self) -> tuple[str, ...]:
         return tuple(c.fact for c in self.when)
+
+
+@attrs.frozen
+class FactInfo:
+    """A fact rules derive, with the words a result uses for it.
+
+    Declared in a rule file as ``[[fact]]``, so a result says "tissue that
+    has lost elasticity" where a rule derives ``poor_elasticity``.
+    """
+
+    name: str
+    label: str
+    description: str
+    origin: Origin | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def id(self) -> str:
+        """Facts are merged across packs by name, like other entries by id."""
+        return self.name
 
 
 @attrs.frozen
@@ -300,6 +321,8 @@ class PackInfo:
     version: str | None = None
     description: str | None = None
     default: bool = False
+    #: Where the loader read it (a path, or an in-memory pack's name): never part of a result.
+    source: str = attrs.field(default="", eq=False, repr=False, metadata={"internal": True})
 
 
 @attrs.frozen
@@ -344,6 +367,8 @@ class Rulebase:
     packs: tuple[PackInfo, ...] = ()
     #: The ranking policy the packs ask for (the last that sets one), if any.
     ranking: str | None = None
+    #: The derived facts packs declare with ``[[fact]]``, by name.
+    facts: dict[str, FactInfo] = attrs.Factory(dict)
     by_id: dict[str, Rule] = attrs.field(init=False, eq=False, repr=False)
     _memo: dict[str, Any] = attrs.field(init=False, eq=False, repr=False, factory=dict)
 

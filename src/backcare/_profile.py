@@ -133,8 +133,9 @@ class FieldSpec:
                     field=f"{where}[{i}]",
                 )
             if self.choices and item not in self.choices:
+                listed = f"; expected one of {', '.join(self.choices)}" if len(self.choices) <= 30 else ""
                 raise ProfileError(
-                    f"field '{where}[{i}]': unknown id {quote(item)}{did_you_mean(item, self.choices)}",
+                    f"field '{where}[{i}]': unknown id {quote(item)}{did_you_mean(item, self.choices)}{listed}",
                     field=f"{where}[{i}]",
                 )
         return tuple(sorted(set(value)))
@@ -298,6 +299,12 @@ class Profile:
                             f"field {missing!r}: expected it with {name} (the two are given together), got nothing",
                             field=missing,
                         )
+        if self.age is not None and self.pain_weeks is not None and self.pain_weeks > self.age * 52 + 52:
+            raise ProfileError(
+                f"field 'pain_weeks': expected at most {self.age * 52 + 52} for someone aged {self.age} (the pain "
+                f"cannot have begun before birth), got {self.pain_weeks}",
+                field="pain_weeks",
+            )
         overall, psychosocial = self.start_back_score, self.start_back_psychosocial
         if overall is not None and psychosocial is not None and psychosocial > overall:
             raise ProfileError(

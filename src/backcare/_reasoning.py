@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
+
 from ._engine import Fact, FactKey, Trace, derived_facts, fact_key
 from ._model import (
     EVIDENCE_LEVELS,
@@ -75,7 +77,10 @@ class Words:
 
     def name(self, fact: str) -> str:
         spec = self.specs.get(fact)
-        return spec.display if spec else fact.replace("_", " ")
+        if spec is not None:
+            return spec.display
+        info = self.rb.facts.get(fact)
+        return info.label if info is not None else fact.replace("_", " ")
 
     def item(self, field: str, value: object) -> str:
         text = self.items.get(field, {}).get(str(value))
@@ -87,15 +92,17 @@ class Words:
         spec = self.specs.get(fact)
         if spec is not None and spec.type in ("string",) and isinstance(value, str):
             return value.replace("_", " ")
-        return str(value)
+        if isinstance(value, float):
+            return f"{round(value, 1):g}"  # an age at onset of 84.88 reads as 84.9
+        return str(value).replace("_", " ") if isinstance(value, str) else str(value)
 
     def fact(self, fact: str, value: object) -> str:
         """One premise or derived fact in words."""
         if ":" in fact:  # an input test: see _engine.condition_fact
             field, op = fact.split(":", 1)
             if op == "lacks":
-                return f"{self.item(field, value)} is not among {self.name(field)}"
-            return f"{self.name(field)} {'given' if value else 'not given'}"
+                return f"{self.item(field, value)} is not listed under {self.name(field)}"
+            return f"{self.name(field)}: {'given' if value else 'not given'}"
         spec = self.specs.get(fact)
         if spec is not None and spec.type == "list":
             kind = {"red_flags": "warning sign", "conditions": "condition",
@@ -130,7 +137,7 @@ class Words:
         then = rule.then
         parts: list[str] = []
         for fact, value in then.derive:
-            parts.append(f"works out {self.fact(fact, value)}")
+            parts.append(f"works out: {self.fact(fact, value)}")
         for tech, weight in then.score:
             name = self.techniques([tech])
             if weight >= 0:
@@ -181,6 +188,11 @@ class _Tables:
         self.derives = {r.id: derived_facts(r) for r in rb.rules}
         self.excludes = {r.id: excluded_by(r, rb) for r in rb.rules}
         self.conclusions = {r.id: self.words.conclusion(r) for r in rb.rules}
+        # Which pack each rule comes from, for rules not in the default pack: a reader must be
+        # able to tell backcare's own words from a pack's.
+        extra = {info.source: info.name for info in rb.packs if not info.default}
+        self.packs = {r.id: extra[r.origin.pack] for r in rb.rules
+                      if r.origin is not None and r.origin.pack in extra}
         # Keyed by fact_key, not by the facts: 1 == 1.0 == True and 0.0 == -0.0 in Python, but a
         # result shows the value it was given.
         self.steps: dict[tuple[str, tuple[FactKey, ...], tuple[bool, ...]], Step] = {}
@@ -217,6 +229,8 @@ class _Tables:
                 caveat=rule.caveat,
                 caveat_source=rule.caveat_source,
                 caveat_citation=caveat_citation,
+                untested=rule.untested,
+                pack=self.packs.get(rule.id),
             )
             if len(self.steps) >= self.MAX_STEPS:
                 self.steps.clear()
@@ -396,6 +410,9 @@ def build(
         Exclusion(tech, rb.techniques[tech].name, chain.explain(sorted(set(ids))))
         for tech, ids in sorted(exclusions.items())
     )
+    if referral is not None and rb.techniques and set(rb.techniques) <= set(exclusions):
+        # Every technique is out, whatever ruled each out: the referral must not promise gentle ones.
+        referral = attrs.evolve(referral, withheld=True, max_pressure=None)
     derived = []
     for name, value in trace.derived:
         by = sorted(chain.derivers.get((name, value), ()))
@@ -420,6 +437,9 @@ def _referral(rb: Rulebase, chain: _Chain, refer_rules: list[Rule]) -> Referral 
     if not refer_rules:
         return None
     urgency = min((r.then.refer.urgency for r in refer_rules if r.then.refer), key=URGENCIES.index)
+    # The most urgent referral stands alone: a milder one beside it (whoever wrote it) is not
+    # allowed to water down what the person reads about it.
+    refer_rules = [r for r in refer_rules if r.then.refer and r.then.refer.urgency == urgency]
     ids = [r.id for r in refer_rules]
     rationale = chain.explain(ids)
     flags = sorted({str(v) for rid in chain.order(ids) for n, v in chain.premises[rid] if n == "red_flags"}
@@ -427,7 +447,7 @@ def _referral(rb: Rulebase, chain: _Chain, refer_rules: list[Rule]) -> Referral 
     triggers = tuple(Premise(n, v, chain.tables.text((n, v)), True) for n, v in chain.roots(ids))
     return Referral(
         urgency=urgency,
-        suspected=tuple(sorted({r.then.refer.suspected for r in refer_rules if r.then.refer})),
+        suspected=tuple(sorted({_suspected(r, chain.tables.packs) for r in refer_rules})),
         flags=tuple(flags),
         triggers=triggers,
         action=rb.urgency_actions.get(urgency, "See a clinician."),
@@ -435,6 +455,13 @@ def _referral(rb: Rulebase, chain: _Chain, refer_rules: list[Rule]) -> Referral 
         sources=tuple(sorted({s.source for s in rationale})),
         rationale=rationale,
     )
+
+
+def _suspected(rule: Rule, packs: Mapping[str, str]) -> str:
+    """What a referral may point to, saying which rule pack says so when it is not backcare's own."""
+    assert rule.then.refer is not None
+    pack = packs.get(rule.id)
+    return rule.then.refer.suspected + (f" (according to the rule pack {pack!r})" if pack else "")
 
 
 __all__ = ["SUPPORTED_LEVELS", "build", "excluded_by", "strongest", "weakest"]

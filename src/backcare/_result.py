@@ -25,10 +25,10 @@ DISCLAIMER = (
     "clinician. Get emergency help the same day for numbness around the genitals, back passage or "
     "inner thighs, new trouble passing urine or controlling the bladder or bowels, or numbness or "
     "weakness in both legs or getting worse. See a doctor within days, before any massage, for back "
-    "pain with a fever, unexplained weight loss, cancer now or in the past, pain after a fall or "
-    "injury (especially with thin bones or long-term steroid tablets), pain that is constant or worse "
-    "at night, or new back pain after the age of 50. See a clinician, too, if the pain is severe or "
-    "getting worse."
+    "pain with a fever, unexplained weight loss, cancer now or in the past, pain after a major injury "
+    "such as a road accident or a fall from height (or after even a minor fall or strain if you have "
+    "thin bones or take steroid tablets long term), pain that is constant or worse at night, or new "
+    "back pain after the age of 50. See a clinician, too, if the pain is severe or getting worse."
 )
 
 
@@ -101,6 +101,10 @@ class Step:
     caveat: str | None = None
     caveat_source: str | None = None
     caveat_citation: str | None = None
+    #: No study was found that tested the claim this step encodes.
+    untested: bool = False
+    #: The rule pack this step's rule comes from, when it is not backcare's default pack.
+    pack: str | None = None
 
 
 @attrs.frozen
@@ -190,11 +194,13 @@ class Referral:
     max_pressure: str | None
     sources: tuple[str, ...]
     rationale: tuple[Step, ...]
+    #: Every technique is ruled out in this result (by the referral or by other safety rules).
+    withheld: bool = False
 
     @property
     def withholds_techniques(self) -> bool:
         """Whether every technique is withheld until a clinician has assessed the person."""
-        return self.urgency in ("emergency", "urgent")
+        return self.withheld or self.urgency in ("emergency", "urgent")
 
     @property
     def meanwhile(self) -> str:
@@ -393,12 +399,19 @@ class _Explainer:
                 self.line(f"- {o}", "  ", "    ")
             self.gap()
         self.referral()
-        self.steps("Warnings", r.warnings)
+        urgent = r.referral is not None and r.referral.withholds_techniques
+        # With a referral that withholds everything, what other rule packs add is set apart:
+        # nothing a pack says may read as part of backcare's referral.
+        own = [s for s in (*r.warnings, *r.notes) if s.pack is None or not urgent]
+        self.steps("Warnings", tuple(s for s in r.warnings if s in own))
+        if urgent and len(own) < len(r.warnings) + len(r.notes):
+            self.steps("Other rule packs add (they do not change the referral above)",
+                       tuple(s for s in (*r.warnings, *r.notes) if s not in own))
         self.gap()
         self.techniques()
         self.not_recommended()
         self.excluded()
-        self.steps("Notes", r.notes)
+        self.steps("Notes", tuple(s for s in r.notes if s in own))
         self.derived()
         self.provenance()
         self.sources()
@@ -415,7 +428,8 @@ class _Explainer:
 
     def step(self, s: Step, indent: str) -> None:
         kind = {"claim": "Claim: ", "refuted": "Refuted claim: "}.get(s.evidence, "")
-        self.line(f"- {kind}{s.title}: {s.conclusion} [{s.rule_id}]", indent, indent + "  ")
+        ref = s.rule_id if s.pack is None else f"{s.rule_id}, from the rule pack {s.pack!r}"
+        self.line(f"- {kind}{s.title}: {s.conclusion} [{ref}]", indent, indent + "  ")
         body = indent + "  "
         text = s.text
         if s.evidence == "claim":
@@ -425,6 +439,8 @@ class _Explainer:
         self.line(f"{text} [{s.source}; evidence: {s.evidence}]", body)
         if s.premises:
             self.line("Because of: " + "; ".join(p.text for p in s.premises) + ".", body)
+        if s.untested:
+            self.line("No trial was found that tested this.", body)
         if s.caveat:
             cite = f" [{s.caveat_source}]" if s.caveat_source else ""
             self.line(f"But: {s.caveat}{cite}", body)

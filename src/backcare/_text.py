@@ -10,14 +10,20 @@ print as a few dozen characters.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 
 #: About how much of one key or value a message quotes.
 QUOTE_LIMIT = 100
 
-#: C0 controls but newline and tab, DEL, and the C1 controls (U+009B is a
-#: terminal escape on its own).
-CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: C0 controls but newline and tab, DEL, the C1 controls (U+009B is a
+#: terminal escape on its own), and the invisible format characters that
+#: reorder or hide text: bidirectional controls (U+202A-202E, U+2066-2069),
+#: zero-width characters, line and paragraph separators, the byte-order mark.
+#: A rule pack may not hold them (they could make one text look like another);
+#: output shows any that get through as escapes.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+                        r"\u2060-\u2069\ufeff]")
 
 _ITEMS = 4  # items shown per list or mapping level
 _LEVELS = 3  # nesting levels shown
@@ -79,4 +85,30 @@ def escape_controls(text: str) -> str:
     For text bound for a terminal: an escape sequence in a rule pack or a
     profile must show as characters, never clear or rewrite the screen.
     """
-    return CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return CONTROL_RE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def display_key(text: str) -> str:
+    """What a name looks like to a reader, for telling whether two names can be told apart.
+
+    Compatibility forms folded (NFKC), case folded, and invisible, combining,
+    punctuation and spacing characters dropped: "Deep pressure.", "deep
+    PRESSURE" and "Deep\u200bpressure" all look like "Deep pressure".
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] not in "CMPZ")
+
+
+def scripts(text: str) -> set[str]:
+    """The writing systems of the letters in ``text`` (LATIN, CYRILLIC, GREEK, ...).
+
+    A name mixing scripts ("D" Latin, "е" Cyrillic) can imitate another name
+    letter for letter, so display names must keep to one.
+    """
+    folded = unicodedata.normalize("NFKC", text)  # a fullwidth Latin letter is a Latin letter
+    return {unicodedata.name(ch, "?").split(" ")[0] for ch in folded if ch.isalpha()}

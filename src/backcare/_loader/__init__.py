@@ -143,6 +143,13 @@ def load(
                              max_pack_bytes=max_pack_bytes)[0]
 
 
+#: What provenance calls a pack without ``[pack] name`` (not its directory: the same pack
+#: read from another directory must give the same provenance).
+UNNAMED = "unnamed pack"
+#: The default pack's name, which no other pack may take.
+DEFAULT_PACK_NAME = "backcare-default"
+
+
 def _is_default(path: Path, default: Path) -> bool:
     try:
         return path == default or path.resolve() == default.resolve()
@@ -184,16 +191,20 @@ def load_with_sources(
         rulebase = _merge(raw_packs, problems, allow_safety_overrides)
         if rulebase is not None:
             infos = tuple(
-                PackInfo(name=raw.meta.get("name") or Path(text.name).name, digest=pack_digest(text),
+                PackInfo(name=raw.meta.get("name") or UNNAMED, digest=pack_digest(text),
                          version=raw.meta.get("version"), description=raw.meta.get("description"),
-                         default=is_default)
+                         default=is_default, source=text.name)
                 for raw, text, is_default in zip(raw_packs, sources, defaults)
             )
-            # The default pack first, then the others sorted: packs that load in either order give
-            # the same rules, and so the same provenance (order-dependent changes are listed in
-            # safety_overrides, and a ranking a pack sets shows in the result's ranking).
-            infos = tuple(sorted(infos, key=lambda i: (not i.default, i.name, i.digest)))
+            # In the order they were applied: a later pack can replace what an earlier one set.
             rulebase = attrs.evolve(rulebase, packs=infos)
+            for info, raw in zip(infos, raw_packs):
+                # Beside the default pack, a second "backcare-default" would pass for it in every result.
+                if info.name == DEFAULT_PACK_NAME and not info.default and any(i.default for i in infos):
+                    o = raw.meta_origin
+                    problems.append(Problem(f"{DEFAULT_PACK_NAME!r} is the name of backcare's own rules: give "
+                                            "this pack a name of its own", o.file if o else raw.name,
+                                            o.line_of("name") if o else None, key="name", kind="pack"))
             broken = {k: None for p in raw_packs for k in p.broken}
             broken_facts = {f: c for p in raw_packs for f, c in p.broken_facts.items()}
             for problem, cause in check_rulebase(rulebase, broken, broken_facts):

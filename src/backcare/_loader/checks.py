@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import attrs
 
@@ -136,6 +135,17 @@ def check_rulebase(
             for tech in (*ex.techniques, *(ex.only or ())):
                 if tech not in rb.techniques:
                     unknown(rule, "technique", tech, rb.techniques, "then.exclude", "technique")
+    derivable = {f for r in rb.rules for f, _ in r.then.derive}
+    for info in rb.facts.values():
+        o = info.origin or Origin("<rules>")
+        if info.name in rb.fields or info.name in COMPUTED_FACTS:
+            problems.append((Problem(f"{quote(info.name)} is a profile field or a computed fact, not a derived "
+                                     "fact: its words come from its field", o.file, o.line_of("name"), info.name,
+                                     "name", kind="fact"), None))
+        elif info.name not in derivable:
+            problems.append((Problem(f"no rule derives the fact {quote(info.name)}"
+                                     f"{did_you_mean(info.name, derivable)}", o.file, o.line_of("name"),
+                                     info.name, "name", kind="fact"), None))
     for red_flag in rb.red_flags.values():
         if red_flag.source not in rb.sources:
             o = red_flag.origin or Origin("<rules>")

@@ -111,6 +111,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         Key("choices", "list of strings", "The accepted values (string fields, or items of list fields)."),
         Key("label", "string", "A short name results use in sentences (default: the name in words)."),
     ),
+    "fact": _keys(
+        Key("name", "name", "A fact rules derive (lower_snake_case).", True),
+        Key("label", "string", "What results call it, in words a person reads.", True),
+        Key("description", "string", "What the fact means.", True),
+        _REPLACE,
+    ),
     "technique": _keys(
         Key("id", "id", "Technique id, used in rules and results.", True),
         Key("name", "string", "Display name.", True),
@@ -138,6 +144,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         Key("caveat", "string", "What the evidence says against or beyond the claim."),
         Key("caveat_source", "id", "The source id behind the caveat."),
         Key("safety", "bool", "Marks a safety rule; required for flag, condition, exclude, refer and warn."),
+        Key("untested", "bool", "True where no study was found that tested the claim: results say so and cite "
+            "nothing for it (a caveat then cites only what its source reports)."),
         _REPLACE,
     ),
     "red_flag": _keys(

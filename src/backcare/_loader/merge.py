@@ -17,11 +17,10 @@ from .._model import (
     Refer,
     Rule,
     Rulebase,
-    Technique,
     Test,
 )
 from .._profile import COMPUTED_FACTS, core_fields
-from .._text import quote
+from .._text import display_key, quote, scripts
 from . import safety
 from .parse import _RawPack
 
@@ -103,6 +102,7 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
                 fields[spec.name] = spec
     techniques, tech_replaced = _merge_entries(((p.name, p.techniques) for p in raw_packs), "technique", problems)
     sources, src_replaced = _merge_entries(((p.name, p.sources) for p in raw_packs), "source", problems)
+    facts, fact_replaced = _merge_entries(((p.name, p.facts) for p in raw_packs), "fact", problems)
     red_flags, rf_replaced = _merge_entries(((p.name, p.red_flags) for p in raw_packs), "red flag", problems)
     contras, ci_replaced = _merge_entries(
         ((p.name, p.contraindications) for p in raw_packs), "contraindication", problems
@@ -149,21 +149,31 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
 
     attributes = safety.protected_attributes(every_definition, limits)
     for old, new in tech_replaced:
-        changed = [a for a in attributes if getattr(old, a) != getattr(new, a)]
-        if changed:
+        for attr in [a for a in attributes if getattr(old, a) != getattr(new, a)]:
+            why = ("safety rules read its pressure" if attr == "pressure"
+                   else f"exclusions and referrals show techniques by their {attr}")
             guard.check(
-                f"technique {old.id!r}: safety rules read its {', '.join(changed)} ({getattr(old, changed[0])!r}); "
-                f"changing it needs {_OPT_IN}",
-                f"technique {old.id!r} {changed[0]} changed from {getattr(old, changed[0])!r} to "
-                f"{getattr(new, changed[0])!r} by {new.origin}",
-                new.origin, old.id, changed[0], "technique")
+                f"technique {old.id!r}: {why} ({quote(getattr(old, attr))}); changing it needs {_OPT_IN}",
+                f"technique {old.id!r} {attr} changed from {quote(getattr(old, attr))} to "
+                f"{quote(getattr(new, attr))} by {new.origin}",
+                new.origin, old.id, attr, "technique")
     cited = safety.protected_sources(every_definition, needed)
     cited |= {e.source for e in (*red_flags.values(), *contras.values())}
     for old, new in src_replaced:
         if old.id in cited:
             guard.check(f"source {old.id!r} is cited by safety rules: replacing it needs {_OPT_IN}",
                         f"source {old.id!r} replaced by {new.origin}", new.origin, old.id, "replace", "source")
-    _check_technique_names(techniques, problems)
+    safety_facts = {f for r in every_definition if r.safety or r.id in needed
+                    for f in (*(c.fact for c in r.when), *(f for f, _ in r.then.derive))}
+    for old, new in fact_replaced:
+        if old.name in safety_facts and (old.label, old.description) != (new.label, new.description):
+            guard.check(f"fact {old.name!r} is tested or derived by safety rules, and results name it by its "
+                        f"label: relabelling it needs {_OPT_IN}", f"fact {old.name!r} relabelled by {new.origin}",
+                        new.origin, old.name, "label", "fact")
+    _check_display_names(techniques.values(), "name", "technique name", "technique", problems)
+    _check_display_names(red_flags.values(), "description", "red flag description", "red_flag", problems)
+    _check_display_names(contras.values(), "description", "contraindication description", "contraindication",
+                         problems)
 
     final = tuple(sorted(rules.values(), key=lambda r: r.id))
     examples = tuple(e for p in raw_packs for e in p.examples)
@@ -183,6 +193,7 @@ def _merge(raw_packs: list[_RawPack], problems: list[Problem], allow_safety_over
         protected=safety.protection(final),
         protected_attributes=attributes,
         ranking=ranking,
+        facts=dict(sorted(facts.items())),
     )
 
 
@@ -242,20 +253,37 @@ def _merge_urgency(raw_packs: list[_RawPack], guard: _Guard) -> tuple[dict[str, 
     return actions, limits
 
 
-def _check_technique_names(techniques: dict[str, Technique], problems: list[Problem]) -> None:
-    """Two techniques with one display name would let a result list one while excluding the other."""
-    seen: dict[str, Technique] = {}
-    for tech in techniques.values():  # in the order packs defined them: the later one is the problem
-        key = " ".join(tech.name.casefold().split())
+def _check_display_names(
+    entries: Iterable[Any], attribute: str, what: str, kind: str, problems: list[Problem]
+) -> None:
+    """Names a person reads must tell entries apart: one look, one entry, one script.
+
+    Two techniques called "Deep pressure" (or "Deep pressure." or "D\u0435ep
+    pressure" with a Cyrillic e) would let a result list one while excluding
+    the other; two red flags worded alike but of different urgency would let a
+    form offer the weaker one. So names are compared as they look (see
+    :func:`backcare._text.display_key`), and a name may not mix scripts.
+    """
+    seen: dict[str, Any] = {}
+    for entry in entries:  # in the order packs defined them: the later one is the problem
+        text = getattr(entry, attribute)
+        o = entry.origin or Origin("<rules>")
+        mixed = sorted(s for s in scripts(text) if s != "?")
+        if len(mixed) > 1:
+            problems.append(Problem(
+                f"{what} {quote(text)} mixes {' and '.join(s.title() for s in mixed)} letters, so it can look "
+                "like another; write it in one script", o.file, o.line_of(attribute), entry.id, attribute,
+                kind=kind))
+            continue
+        key = display_key(text)
         if key in seen:
             first = seen[key]
-            o = tech.origin or Origin("<rules>")
             problems.append(Problem(
-                f"technique name {tech.name!r} is already the name of technique {first.id!r} "
-                f"({first.origin}); give each technique its own name", o.file, o.line_of("name"),
-                tech.id, "name", kind="technique"))
+                f"{what} {quote(text)} looks the same as that of {kind.replace('_', ' ')} {first.id!r} "
+                f"({first.origin}); give each its own", o.file, o.line_of(attribute), entry.id, attribute,
+                kind=kind))
         else:
-            seen[key] = tech
+            seen[key] = entry
 
 
 _NEEDS = {

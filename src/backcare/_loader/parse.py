@@ -22,6 +22,7 @@ from .._model import (
     Example,
     Exclude,
     Expectation,
+    FactInfo,
     Origin,
     RedFlag,
     Refer,
@@ -157,6 +158,7 @@ class _RawPack:
     fields: list[FieldSpec] = attrs.Factory(list)
     field_origins: dict[str, Origin] = attrs.Factory(dict)
     techniques: list[tuple[Technique, bool]] = attrs.Factory(list)
+    facts: list[tuple[FactInfo, bool]] = attrs.Factory(list)
     sources: list[tuple[Source, bool]] = attrs.Factory(list)
     rules: list[tuple[Rule, bool]] = attrs.Factory(list)
     red_flags: list[tuple[RedFlag, bool]] = attrs.Factory(list)
@@ -385,6 +387,7 @@ def _parse_text(text: str, shown: str, pack: _RawPack, problems: list[Problem]) 
 
     parsers: dict[str, Callable[[_Ctx, dict[str, Any], _RawPack], None]] = {
         "field": _parse_field,
+        "fact": _parse_fact,
         "technique": _parse_technique,
         "source": _parse_source,
         "rule": _parse_rule,
@@ -466,6 +469,15 @@ def _parse_field(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
         )
         pack.fields.append(spec)
         pack.field_origins[name] = ctx.origin()
+
+
+def _parse_fact(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
+    name = _get(ctx, d, "name", "name")
+    label = _get(ctx, d, "label", "string")
+    desc = _get(ctx, d, "description", "string")
+    replace = _get(ctx, d, "replace", "bool", False)
+    if name and label and desc:
+        pack.facts.append((FactInfo(name, label, desc, ctx.origin(d)), replace))
 
 
 def _parse_technique(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
@@ -553,6 +565,7 @@ def _parse_rule(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
     caveat = _get(ctx, d, "caveat", "string")
     caveat_source = _get(ctx, d, "caveat_source", "id")
     safety = _get(ctx, d, "safety", "bool", False)
+    untested = _get(ctx, d, "untested", "bool", False)
     replace = _get(ctx, d, "replace", "bool", False)
     if caveat_source and not caveat:
         ctx.problem("caveat_source needs a caveat text", "caveat_source")
@@ -579,7 +592,7 @@ def _parse_rule(ctx: _Ctx, d: dict[str, Any], pack: _RawPack) -> None:
     pack.rules.append(
         (
             Rule(rid, title or "", tuple(conditions), then or Conclusion(), because or "", source or "",
-                 evidence or "claim", caveat, caveat_source, safety, ctx.origin(d)),
+                 evidence or "claim", caveat, caveat_source, safety, ctx.origin(d), untested),
             replace,
         )
     )

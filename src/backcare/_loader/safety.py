@@ -72,9 +72,14 @@ def protection(rules: Iterable[Rule]) -> dict[str, Protection]:
 
 
 def protected_attributes(rules: Iterable[Rule], urgency_limits: Mapping[str, str]) -> tuple[str, ...]:
-    """The technique attributes safety reads: ``pressure``, if any safety rule or referral limits by it."""
+    """The technique attributes safety depends on.
+
+    ``pressure``, if any safety rule or referral limits by it; and always the
+    ``name`` and ``description``, which exclusions and referrals show a person:
+    swapping two techniques' names would list deep pressure as light stroking.
+    """
     reads = any(r.safety and r.then.exclude is not None and r.then.exclude.max_pressure for r in rules)
-    return ("pressure",) if reads or urgency_limits else ()
+    return ("name", "description", *(("pressure",) if reads or urgency_limits else ()))
 
 
 def protected_sources(rules: Iterable[Rule], protected: Mapping[str, Protection]) -> set[str]:

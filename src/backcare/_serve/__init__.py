@@ -8,7 +8,6 @@ thin layer over :class:`~backcare.Recommender`; no reasoning lives in it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._recommender import Recommender
@@ -17,28 +16,10 @@ from .app import DEFAULT_MAX_BODY, create_app
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ["DEFAULT_MAX_BODY", "create_app", "run", "server"]
+__all__ = ["DEFAULT_MAX_BODY", "create_app", "server"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-
-
-def run(
-    rules: Sequence[str] = (),
-    *,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    allow_safety_overrides: bool = False,
-    max_body: int = DEFAULT_MAX_BODY,
-    access_log: bool = False,
-) -> None:
-    """Serve until interrupted. Binds loopback unless ``host`` says otherwise.
-
-    The access log (method, path and status; never a body) is off unless
-    asked for, so by default nothing about a request is written anywhere.
-    """
-    rec = Recommender(list(rules), allow_safety_overrides=allow_safety_overrides)
-    server(rec, host=host, port=port, max_body=max_body, access_log=access_log).run()
 
 
 def server(
