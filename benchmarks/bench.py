@@ -72,6 +72,19 @@ def rss() -> int:
         return int(psutil.Process().memory_info().rss)
 
 
+def rss_cells(what: str, limit_mib: float, count: int, step: Any) -> tuple[str, str, str]:
+    """A table row's cells: resident memory before and after ``step(i)`` for i below ``count``, judged."""
+    gc.collect()
+    before = rss()
+    for i in range(count):
+        step(i)
+    gc.collect()
+    after = rss()
+    growth = (after - before) / MiB
+    return (f"RSS before / after {what}", f"{before / MiB:.1f} MiB / {after / MiB:.1f} MiB",
+            f"growth < {limit_mib:g} MiB: {verdict(growth < limit_mib)} ({growth:+.2f} MiB)")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -320,32 +333,16 @@ def main(argv: list[str] | None = None) -> int:
         mem_rec = backcare.Recommender(cache_size=size)
         for p in profiles[: min(n, 10_000)] if size else profiles[:1000]:
             mem_rec.recommend(p)
-        gc.collect()
-        before = rss()
-        for i in range(calls):
-            mem_rec.recommend(profiles[i % n])
-        gc.collect()
-        after = rss()
-        growth = (after - before) / MiB
-        row(f"RSS before / after {calls:,} recommend() calls ({label})",
-            f"{before / MiB:.1f} MiB / {after / MiB:.1f} MiB",
-            f"growth < 5 MiB: {verdict(growth < 5)} ({growth:+.2f} MiB)")
+        row(*rss_cells(f"{calls:,} recommend() calls ({label})", 5, calls,
+                       lambda i: mem_rec.recommend(profiles[i % n])))
         mem_rec.close()
 
     # recommenders built and dropped: each must give its engine memory back
     builds = 300 if args.quick else 3_000
     for _ in range(20):
         backcare.Recommender().recommend(profiles[0])
-    gc.collect()
-    before = rss()
-    for i in range(builds):
-        backcare.Recommender().recommend(profiles[i % n])
-    gc.collect()
-    after = rss()
-    growth = (after - before) / MiB
-    row(f"RSS before / after {builds:,} Recommenders built and dropped",
-        f"{before / MiB:.1f} MiB / {after / MiB:.1f} MiB",
-        f"growth < 50 MiB: {verdict(growth < 50)} ({growth:+.2f} MiB)")
+    row(*rss_cells(f"{builds:,} Recommenders built and dropped", 50, builds,
+                   lambda i: backcare.Recommender().recommend(profiles[i % n])))
 
     if not args.no_dask:
         import pandas as pd

@@ -11,7 +11,7 @@ the reference evaluator produce identical results from identical traces.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -236,6 +236,11 @@ class _Tables:
                 self.steps.clear()
             self.steps[key] = found
         return found
+
+
+def fact_text(rb: Rulebase) -> Callable[[Fact], str]:
+    """A fact in the words results give it, memoised per rulebase (shared with :func:`build`)."""
+    return rb.memo("reasoning", _Tables).text
 
 
 class _Chain:
@@ -464,4 +469,4 @@ def _suspected(rule: Rule, packs: Mapping[str, str]) -> str:
     return rule.then.refer.suspected + (f" (according to the rule pack {pack!r})" if pack else "")
 
 
-__all__ = ["SUPPORTED_LEVELS", "build", "excluded_by", "strongest", "weakest"]
+__all__ = ["SUPPORTED_LEVELS", "build", "excluded_by", "fact_text", "strongest", "weakest"]

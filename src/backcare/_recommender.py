@@ -69,8 +69,10 @@ class Recommender:
     by their whole score, the article's reasoning included, or
     ``"evidence"`` first by the points that rest on evidence of low quality
     or better; by default the last pack that sets ``[pack] ranking`` decides,
-    else ``"seed"``. Results for equal profiles are cached (``cache_size`` of
-    them; 0 turns the cache off).
+    else ``"seed"``. Results are cached (``cache_size`` of them; 0 turns the
+    cache off) by the profile and by its signature, which of the rules'
+    conditions it meets: profiles the rules cannot tell apart share one
+    evaluation, and each gets a result with its own values in it.
 
     A recommender pickles by the text of its extra packs, read once when it
     was built, so it can be sent to a worker process or machine where those

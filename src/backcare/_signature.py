@@ -40,7 +40,6 @@ import attrs
 
 from ._engine import (
     Fact,
-    FactKey,
     Firing,
     Trace,
     _firing_order,
@@ -48,13 +47,12 @@ from ._engine import (
     compile_condition,
     condition_fact,
     derived_facts,
-    fact_key,
     pattern_key,
 )
 from ._model import OPERATORS, Rulebase
 from ._oracle import compare
 from ._profile import Scalar
-from ._reasoning import words
+from ._reasoning import fact_text
 from ._result import FrozenMapping, Premise, Recommendation
 
 #: One signature entry: a fact's name, the conditions it meets (a bit set), and its value where it must match.
@@ -115,8 +113,8 @@ class Signatures:
         }
         self.derivable: frozenset[Fact] = frozenset(f for rule in rb.rules for f in derived_facts(rule))
         self._met: dict[tuple[str, type, Scalar], int] = {}
-        self._texts: dict[FactKey, str] = {}
-        self._words = words(rb)
+        #: A premise's words, as the reasoning writes them (the reasoning's own memo).
+        self.text: Callable[[Fact], str] = fact_text(rb)
         #: id(object) -> (object, its plan): kept alive while listed, so no id is reused meanwhile.
         self._plans: dict[int, tuple[Any, Any]] = {}
         # The rule graph's independent parts: two fact names are in one part when a rule tests or
@@ -273,16 +271,6 @@ class Signatures:
             firings=tuple(sorted(firings, key=_firing_order)),
             derived=tuple(sorted(derived, key=_order)),
         )
-
-    def text(self, fact: Fact) -> str:
-        """A premise's words, as the reasoning writes them (memoised)."""
-        key = fact_key(fact)
-        found = self._texts.get(key)
-        if found is None:
-            if len(self._texts) >= self.MAX_MEMO:
-                self._texts.clear()
-            found = self._texts[key] = self._words.fact(*fact)
-        return found
 
 
 @attrs.frozen
