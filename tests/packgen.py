@@ -9,10 +9,15 @@ for it can be generated from the same description) and then written out.
 from __future__ import annotations
 
 import json
+import math
+import random
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 from hypothesis import strategies as st
+
+from backcare._engine import representable
 
 PRESSURES = ["light", "moderate", "firm", "deep"]
 STRING_CHOICES = ["a", "b", "c"]
@@ -76,6 +81,9 @@ class Pack:
     text: str
     fields: tuple[Fact, ...]
     rule_ids: tuple[str, ...]
+    #: Per field, the values its conditions name (equalities, ``in`` lists, thresholds), so that
+    #: profiles can sit exactly on, and just either side of, every boundary the rules draw.
+    constants: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
 
 def _value(fact_type: str) -> st.SearchStrategy[Any]:
@@ -90,7 +98,14 @@ def _value(fact_type: str) -> st.SearchStrategy[Any]:
 
 @st.composite
 def _condition(draw: st.DrawFn, fact: Fact, witness: Any) -> Any:
-    """A condition on ``fact`` that ``witness`` meets, so it can hold (the loader refuses one that cannot)."""
+    """A condition on ``fact`` that ``witness`` meets, so it can hold (the loader refuses one that cannot).
+
+    A profile field is sometimes tested as given: ``given`` (any type) or ``lacks`` (a list).
+    """
+    if fact.field and draw(st.integers(0, 7)) == 0:
+        if fact.type == "list" and draw(st.booleans()):
+            return {"lacks": witness}
+        return {"given": draw(st.booleans())}
     if fact.type == "list":
         return {"contains": witness}
     if fact.type == "bool":
@@ -127,7 +142,7 @@ def packs(draw: st.DrawFn, max_rules: int = 14) -> Pack:
                    "pressure": draw(st.sampled_from(PRESSURES))} for i in range(n_tech)]
     types = ["bool", "int", "number", "string", "list"]
     fields = [Fact(f"f{i}", draw(st.sampled_from(types)), True) for i in range(draw(st.integers(1, 5)))]
-    derived = [Fact(f"d{i}", draw(st.sampled_from(["bool", "int", "string"])), False)
+    derived = [Fact(f"d{i}", draw(st.sampled_from(["bool", "int", "number", "string"])), False)
                for i in range(draw(st.integers(0, 4)))]
     field_entries = []
     for f in fields:
@@ -140,6 +155,7 @@ def packs(draw: st.DrawFn, max_rules: int = 14) -> Pack:
 
     rules: list[dict[str, Any]] = []
     derivable: dict[str, list[Any]] = {}  # derived fact -> the values rules derive for it so far
+    constants: dict[str, list[Any]] = {}  # field -> the values its conditions name
     for i in range(draw(st.integers(1, max_rules))):
         layer = draw(st.integers(0, len(derived)))  # may test derived facts below this layer
         testable = fields + [d for d in derived[:layer] if d.name in derivable]
@@ -147,6 +163,8 @@ def packs(draw: st.DrawFn, max_rules: int = 14) -> Pack:
         for fact in draw(st.lists(st.sampled_from(testable), min_size=1, max_size=3, unique=True)):
             witness = draw(st.sampled_from(derivable[fact.name]) if not fact.field else _value(fact.type))
             when[fact.name] = draw(_condition(fact, witness))
+            if fact.field:
+                constants.setdefault(fact.name, []).extend(_constants(when[fact.name]))
         then: dict[str, Any] = {}
         rule: dict[str, Any] = {"id": f"r{i}", "title": f"Rule {i}", "when": when}
         kind = draw(st.sampled_from(["derive", "score", "score", "exclude", "note"]))
@@ -178,22 +196,71 @@ def packs(draw: st.DrawFn, max_rules: int = 14) -> Pack:
         "technique": techniques,
         "rule": rules,
     })
-    return Pack(text, tuple(fields), tuple(r["id"] for r in rules))
+    return Pack(text, tuple(fields), tuple(r["id"] for r in rules),
+                tuple((name, tuple(dict.fromkeys(values))) for name, values in sorted(constants.items())))
+
+
+def _constants(condition: Any) -> list[Any]:
+    """The values a condition (as written in TOML) names."""
+    tests = condition if isinstance(condition, dict) else {"eq": condition}
+    out: list[Any] = []
+    for op, value in tests.items():
+        if op != "given":
+            out += list(value) if isinstance(value, (list, tuple)) else [value]
+    return out
+
+
+def _profile(pack: Pack, pick: Callable[[Sequence[Any]], Any]) -> dict[str, Any]:
+    """A profile for ``pack``, each choice made by ``pick`` (Hypothesis' draw or a seeded ``random``).
+
+    Numbers sit on a value some condition names, or just beside it (one
+    either side for an int field; half, and the nearest float, either side
+    for a number field, which also gets whole numbers as floats), or
+    anywhere in the small range the rules use.
+    """
+    constants = dict(pack.constants)
+    out: dict[str, Any] = {}
+    for f in pack.fields:
+        if not pick((True, False)):
+            continue
+        if f.type == "list":
+            out[f.name] = [pick(LIST_CHOICES) for _ in range(pick((0, 1, 2, 3)))]
+            continue
+        named = [c for c in constants.get(f.name, ()) if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        if f.type in ("int", "number") and named and pick((True, True, False)):
+            c = pick(named)
+            if f.type == "int":
+                out[f.name] = int(pick((math.floor(c) - 1, math.floor(c), math.ceil(c), math.ceil(c) + 1)))
+            else:
+                # The nearest floats, where the engine can read them (not 5e-324 beside 0).
+                nearest = [x for x in (math.nextafter(c, -math.inf), math.nextafter(c, math.inf)) if representable(x)]
+                near = pick((c, c - 1, c + 1, c - 0.5, c + 0.5, *nearest))
+                out[f.name] = float(near) if pick((True, False)) and float(near).is_integer() else near
+        else:
+            out[f.name] = pick(_VALUES[f.type])
+    if pick((True, False)):
+        out["pain_weeks"] = pick(range(61))
+    return out
+
+
+#: What :func:`_value` draws from, for choosing with ``pick``.
+_VALUES: dict[str, Sequence[Any]] = {
+    "bool": (True, False),
+    "int": tuple(range(-3, 13)),
+    "number": (*range(-3, 13), -1.5, 0.5, 2.25, 7.0, 11.75),
+    "string": STRING_CHOICES,
+}
 
 
 @st.composite
 def pack_profiles(draw: st.DrawFn, pack: Pack) -> dict[str, Any]:
-    """A valid profile for ``pack``: any subset of its fields, plus a few core ones."""
-    out: dict[str, Any] = {}
-    for f in pack.fields:
-        if draw(st.booleans()):
-            if f.type == "list":
-                out[f.name] = draw(st.lists(st.sampled_from(LIST_CHOICES), max_size=3))
-            else:
-                out[f.name] = draw(_value(f.type))
-    if draw(st.booleans()):
-        out["pain_weeks"] = draw(st.integers(0, 60))
-    return out
+    """A valid profile for ``pack``: any subset of its fields (numbers often at a boundary), plus ``pain_weeks``."""
+    return _profile(pack, lambda options: draw(st.sampled_from(options)))
+
+
+def random_profiles(pack: Pack, rng: random.Random, n: int) -> list[dict[str, Any]]:
+    """``n`` profiles as :func:`pack_profiles` draws them, from a seeded ``random`` (fast, for big runs)."""
+    return [_profile(pack, rng.choice) for _ in range(n)]
 
 
 # ---------------------------------------------------------------------------

@@ -45,8 +45,14 @@ evidence = "claim"
 """
 
 
+SIGNS = ("injury", "inflammation", "scar_tissue", "tight_bands", "stiffness", "reduced_range_of_motion",
+         "slow_healing", "sciatica")
+
+
 def distinct(n: int) -> list[dict]:
-    return [{"pain_weeks": w, "stiffness": True} for w in range(n)]
+    """``n`` profiles the rules tell apart (each a different set of signs), so each is evaluated."""
+    assert n <= 2 ** len(SIGNS)
+    return [{"pain_weeks": 20, **{s: True for j, s in enumerate(SIGNS) if i >> j & 1}} for i in range(n)]
 
 
 # --- cache ---------------------------------------------------------------------------
@@ -56,7 +62,7 @@ def test_cache_is_bounded_at_its_size():
     rec = Recommender(cache_size=3)
     for p in distinct(10):
         rec.recommend(p)
-    assert rec.cache_info() == backcare.CacheInfo(hits=0, misses=10, size=3, maxsize=3)
+    assert rec.cache_info() == backcare.CacheInfo(hits=0, misses=10, size=3, maxsize=3, signatures=3)
     rec.recommend_many(distinct(20))
     assert rec.cache_info().size == 3
 
@@ -71,22 +77,24 @@ def test_cache_evicts_the_least_recently_used():
     info = rec.cache_info()
     assert (info.hits, info.misses, info.size) == (1, 3, 2)
     assert rec.recommend(a) is first
-    rec.recommend(b)
-    assert rec.cache_info().hits == 2 and rec.cache_info().misses == 4
+    # b left the profile cache, but its signature (kept in an LRU of its own) did not: no evaluation
+    assert rec.recommend(b).to_json() == Recommender(cache_size=0).recommend(b).to_json()
+    assert rec.cache_info() == backcare.CacheInfo(hits=3, misses=3, size=2, maxsize=2, signature_hits=1,
+                                                  signatures=2)
 
 
 def test_counters_count_each_input_once():
     rec = Recommender(cache_size=100)
     batch = [*distinct(5), *distinct(5), distinct(1)[0]]
     results = rec.recommend_many(batch)
-    assert [r.profile["pain_weeks"] for r in results] == [b["pain_weeks"] for b in batch]
+    assert [dict(r.profile) for r in results] == [rec.profile(b).to_dict() for b in batch]
     info = rec.cache_info()
     assert info.misses == 5 and info.hits == 6 and info.size == 5
     assert info.hits + info.misses == len(batch)
     rec.recommend_many(distinct(5))
     assert rec.cache_info().hits == 11 and rec.cache_info().misses == 5
     rec.cache_clear()
-    assert rec.cache_info() == backcare.CacheInfo(0, 0, 0, 100)
+    assert rec.cache_info() == backcare.CacheInfo(0, 0, 0, 100, 0, 0)
 
 
 def test_equal_profiles_share_one_key_whatever_their_spelling():
@@ -124,7 +132,9 @@ def test_results_come_back_in_input_order_equal_to_single_calls():
     assert [r.to_json() for r in got] == [single.recommend(p).to_json() for p in profiles]
     info = rec.cache_info()
     assert info.hits + info.misses == len(profiles)
-    assert info.misses == len({cohort.json.dumps(p, sort_keys=True) for p in profiles})
+    new = len({cohort.json.dumps(p, sort_keys=True) for p in profiles})  # profiles not seen before
+    assert info.misses + info.signature_hits == new  # each evaluated, or its signature's result instantiated
+    assert 0 < info.signature_hits < new / 2
 
 
 def test_a_bad_profile_fails_the_batch_by_index_before_any_work():

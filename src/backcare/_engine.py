@@ -21,6 +21,8 @@ import json
 import logging
 import math
 import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +34,18 @@ from ._model import INPUT_OPERATORS, OPERATORS, Condition, Rule, Rulebase, Test
 from ._profile import Scalar
 
 Fact = tuple[str, Scalar]
+FactKey = tuple[str, type, Scalar]
+
+
+def fact_key(fact: Fact) -> FactKey:
+    """A fact for keying memos: equal only for facts a result shows alike.
+
+    Facts themselves compare with Python equality, as the engine matches
+    them (``1 == 1.0 == True``, ``0.0 == -0.0``); a memo keyed by them would
+    give one value's words or premise to the other.
+    """
+    name, value = fact
+    return (name, type(value), repr(value) if type(value) is float else value)
 
 # durable logs a traceback of its own when Ctrl-C lands in its bookkeeping,
 # then re-raises it to us: the caller sees the KeyboardInterrupt, so stderr
@@ -143,62 +157,92 @@ class _QuietHost(_durable.Host):  # type: ignore[misc]
         return None
 
 
-class _Action(_durable.Promise):  # type: ignore[misc]
-    """A rule action whose exceptions reach the caller.
+# durable-rules' C core, which the host's Python layer wraps.
+_core = _durable.durable_rules_engine
 
-    durable's own Promise catches BaseException from an action and keeps only
-    its text, so Ctrl-C inside a rule action came back as an EngineError.
-    Ordinary exceptions are still caught by the action itself (see
-    ``Engine._action``); KeyboardInterrupt and SystemExit pass through
-    durable, which re-raises them as themselves.
-    """
-
-    def run(self, c: Any, complete: Any) -> None:
-        self._func(c)
-        complete(None)
+#: Result codes of the C core's assert calls (``rules.h``).
+_HANDLED, _NOT_HANDLED = 0, 1
 
 
 class _Run:
-    """Per-call state the rule actions write into (the lock makes it exclusive)."""
+    """Per-call state the rule actions write into."""
 
-    __slots__ = ("sid", "known", "firings", "derived", "errors")
+    __slots__ = ("head", "known", "firings", "derived", "sent", "pending")
 
-    def __init__(self, sid: str, given: Iterable[Fact]) -> None:
-        self.sid = sid
+    def __init__(self, head: str, given: Iterable[Fact]) -> None:
+        self.head = head  # the start of every fact's JSON in this session
         self.known: set[Fact] = set(given)
         self.firings: set[Firing] = set()
         self.derived: set[Fact] = set()
-        self.errors: list[BaseException] = []
+        self.sent: list[str] = []  # facts asserted, as JSON, to retract afterwards
+        self.pending: list[str] = []  # derived facts to assert once the actions under way are done
+
+
+def _json(value: Scalar) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 class Engine:
-    """One compiled rulebase in one private durable-rules host."""
+    """One compiled rulebase in one private durable-rules host.
+
+    The host compiles the rules and owns them; evaluation talks to its C
+    core directly. Measured per call on the default rules, the host's Python
+    layer cost more than the C core: it re-encoded every fact as JSON, and
+    for every firing built a closure object, read the clock twice, wrote the
+    session state back and decoded it again. Backcare uses neither the
+    session state nor action leases, so the calls that keep them are left
+    out; the C calls and their order are the host's own (``assert_facts``,
+    ``start_action_for_state``, ``complete_and_start_action``,
+    ``abandon_action``, ``retract_facts``, ``delete_state``).
+
+    Of the C core's own time, creating a session and deleting it took about
+    two thirds (it allocates and clears per-session memory for every node of
+    the rule network: about 1.4 MB for the default rules). So one session is
+    reused: each call asserts its facts, runs the rules, and retracts every
+    fact it asserted, leaving the session as empty as it found it. A session
+    that anything interrupted is deleted, and a fresh one is started every
+    :attr:`SESSION_CALLS` calls anyway, so that nothing the C core might keep
+    per session can accumulate. At most :data:`MAX_IDLE_SESSIONS` engines in
+    a process keep an idle session at once (the least recently used gives
+    its up), so a program that builds many recommenders does not hold a
+    session for each until the garbage collector gets to them.
+    """
 
     RULESET = "backcare"
+    SESSION_CALLS = 4096
 
     def __init__(self, rulebase: Rulebase) -> None:
         self._lock = threading.Lock()
         self._counter = itertools.count()
-        self._current: _Run | None = None
         self._live = 0
         self._host: _QuietHost | None = _QuietHost()
         definition: dict[str, Any] = {}
+        #: Fact names some condition tests: any other fact can match nothing, so it is not sent.
+        self._tested = frozenset(condition_fact(c) for rule in rulebase.rules for c in rule.when)
+        self._actions: dict[str, Any] = {}
         for index, rule in enumerate(rulebase.rules):
             aliases = tuple(f"c{j}" for j in range(len(rule.when)))
             definition[f"r{index}"] = {
                 "all": [{a: compile_condition(c)} for a, c in zip(aliases, rule.when)],
-                "run": _Action(self._action(rule, aliases)),
+                "run": _sentinel_action,  # never run by the host: evaluate() runs self._actions
             }
-        # durable-rules keeps a session once any fact is asserted, counts it
-        # against its ~1024-session limit, and segfaults deleting it unless an
-        # action has run in it. A call in which no rule fired asserts this
-        # sentinel fact, whose rule does nothing, before deleting the session.
+            self._actions[f"r{index}"] = self._action(rule, aliases)
+        # durable-rules keeps a session once any fact is asserted and counts
+        # it against its ~1024-session limit; deleting one segfaults unless an
+        # action has run in it (the C core leaves the action context of a new
+        # session uninitialised until then). Every call asserts this sentinel,
+        # whose rule does nothing, with its facts, so one always has.
         definition["sentinel"] = {"all": [{"a": {"n": _SENTINEL}}], "run": _sentinel_action}
+        self._actions["sentinel"] = None
         try:
             # register_rulesets mutates what it is given: hand it a copy.
             self._host.register_rulesets({self.RULESET: copy.copy(definition)})
         except Exception as exc:  # durable answers with bare error numbers
             raise EngineError(f"durable-rules refused the rulebase: {exc}") from exc
+        self._handle: int = self._host.get_ruleset(self.RULESET)._handle
+        self._texts: dict[FactKey, str] = {}
+        self._sid: str | None = None  # the session kept for reuse, empty between calls
+        self._session_calls = 0
 
     def close(self) -> None:
         """Free the compiled ruleset inside durable-rules; later calls raise EngineError.
@@ -212,22 +256,14 @@ class Engine:
             if host is None:
                 return
             ruleset = host.get_ruleset(self.RULESET)
-            host._ruleset_directory.clear()  # the host's own references, and through them our actions
+            if self._sid is not None:  # deleting the ruleset frees no session's memory
+                _core.delete_state(ruleset._handle, self._sid)
+                self._sid = None
+            with _idle_lock:
+                _idle.pop(id(self), None)
+            host._ruleset_directory.clear()  # the host's own references
             host._ruleset_list.clear()
-            _durable.durable_rules_engine.delete_ruleset(ruleset._handle)
-
-    def _end(self, host: _QuietHost, run: _Run, *, quiet: bool) -> None:
-        """Delete the call's session; ``quiet`` when another exception is already on its way."""
-        try:
-            if not run.firings:
-                host.assert_fact(self.RULESET, {"sid": run.sid, "n": _SENTINEL, "v": True})
-            host.delete_state(self.RULESET, run.sid)
-        except Exception:
-            if not quiet:
-                raise
-        finally:
-            self._live -= 1
-            self._current = None
+            _core.delete_ruleset(ruleset._handle)
 
     @property
     def closed(self) -> bool:
@@ -235,36 +271,42 @@ class Engine:
 
     @property
     def live_sessions(self) -> int:
-        """Sessions created and not yet deleted (0 between calls)."""
+        """Sessions holding a call's facts (0 between calls: the session kept for reuse is empty)."""
         return self._live
+
+    def _text(self, fact: Fact) -> str:
+        """A fact as the JSON the C core reads, less its session id: ``"n":...,"v":...}``."""
+        name, value = fact
+        key = fact_key(fact)
+        found = self._texts.get(key)
+        if found is None:
+            if len(self._texts) >= 1 << 16:
+                self._texts.clear()
+            found = self._texts[key] = f'"n":{_json(name)},"v":{_json(value)}}}'
+        return found
 
     def _action(self, rule: Rule, aliases: tuple[str, ...]) -> Any:
         rule_id = rule.id
-        new_facts = derived_facts(rule)
+        handle_of = self
+        # Derived facts no condition tests can match nothing: recorded, never sent. The others
+        # are asserted together once the actions under way are done (see _run).
+        new_facts = [(fact, fact[0] in self._tested) for fact in derived_facts(rule)]
         single = aliases[0] if len(aliases) == 1 else None
 
-        def action(c: Any) -> None:
-            run = self._current
-            assert run is not None
-            try:
-                matched = c._m
-                if single is not None:  # most rules: one condition, nothing to sort
-                    one = matched[single]
-                    premises: tuple[Fact, ...] = ((one["n"], one["v"]),)
-                else:
-                    premises = tuple(sorted({(matched[a]["n"], matched[a]["v"]) for a in aliases}, key=_order))
-                run.firings.add(Firing(rule_id, premises))
-                for fact in new_facts:
-                    if fact in run.known:
-                        continue
-                    run.known.add(fact)
-                    run.derived.add(fact)
-                    try:
-                        c.assert_fact({"n": fact[0], "v": fact[1]})
-                    except _durable.MessageNotHandledException:
-                        pass  # a derived fact no rule matches: kept, nothing fires
-            except Exception as exc:  # surfaced by evaluate(), never swallowed
-                run.errors.append(exc)
+        def action(matched: dict[str, Any], run: _Run) -> None:
+            if single is not None:  # most rules: one condition, nothing to sort
+                one = matched[single]
+                premises: tuple[Fact, ...] = ((one["n"], one["v"]),)
+            else:
+                premises = tuple(sorted({(matched[a]["n"], matched[a]["v"]) for a in aliases}, key=_order))
+            run.firings.add(Firing(rule_id, premises))
+            for fact, tested in new_facts:
+                if fact in run.known:
+                    continue
+                run.known.add(fact)
+                run.derived.add(fact)
+                if tested:
+                    run.pending.append(run.head + handle_of._text(fact))
 
         return action
 
@@ -272,46 +314,155 @@ class Engine:
         """Run the rules to a fixpoint on ``facts`` and return what happened."""
         given = tuple(sorted(set(facts), key=_order))
         with self._lock:
-            host = self._host
-            if host is None:
+            if self._host is None:
                 raise EngineError("this Recommender is closed: build a new one")
-            sid = str(next(self._counter))
-            run = _Run(sid, given)
-            self._current = run
-            state: Any = None
+            handle = self._handle
+            fresh = self._sid is None or self._session_calls >= self.SESSION_CALLS
+            if fresh:
+                if self._sid is not None:
+                    self._delete(handle, self._sid)
+                self._sid = str(next(self._counter))
+                self._session_calls = 0
+            sid = self._sid
+            assert sid is not None
+            self._session_calls += 1
+            run = _Run(f'{{"sid":"{sid}",', given)
+            # One call for every fact some condition tests (the C core asserts
+            # each, whether or not a condition holds for it), and in a new
+            # session the sentinel.
+            sent = [run.head + self._text(f) for f in given if f[0] in self._tested]
+            if fresh:
+                sent.append(run.head + _SENTINEL_TEXT)
             self._live += 1
             try:
-                # Facts one at a time: a batch with any fact that matches no
-                # condition is rejected whole, before its actions run.
-                for n, v in given:
-                    try:
-                        state = host.assert_fact(self.RULESET, {"sid": sid, "n": n, "v": v})
-                    except _durable.MessageNotHandledException:
-                        pass  # no condition tests this fact: nothing fires
-                    if isinstance(state, dict) and state.get("exception"):
-                        break
+                if sent:
+                    self._run(handle, "[" + ",".join(sent) + "]", run)
+                    sent += run.sent
+                    code = _core.retract_facts(handle, "[" + ",".join(sent) + "]")[0]
+                    if code not in (_HANDLED, _NOT_HANDLED):
+                        raise EngineError(f"durable-rules answered {code} when the facts were retracted")
             except BaseException as exc:
-                self._end(host, run, quiet=True)
+                self._sid = None
+                self._abort(handle, sid)
+                if isinstance(exc, _ActionFailed):
+                    cause = exc.args[0]
+                    raise EngineError(f"a rule action failed: {cause!r}") from cause
+                if isinstance(exc, EngineError):
+                    raise
                 if isinstance(exc, Exception):
                     raise EngineError(f"durable-rules failed while evaluating: {exc}") from exc
                 raise  # Ctrl-C and SystemExit propagate as themselves
-            else:
-                try:
-                    self._end(host, run, quiet=False)
-                except Exception as exc:
-                    raise EngineError(f"durable-rules failed while evaluating: {exc}") from exc
-        if run.errors:
-            raise EngineError(f"a rule action failed: {run.errors[0]!r}") from run.errors[0]
-        if isinstance(state, dict) and state.get("exception"):
-            raise EngineError(f"durable-rules reported an error: {state['exception']}")
+            finally:
+                self._live -= 1
+        _kept_idle(self)
         return Trace(
             given=given,
             firings=tuple(sorted(run.firings, key=_firing_order)),
             derived=tuple(sorted(run.derived, key=_order)),
         )
 
+    def _run(self, handle: int, batch: str, run: _Run) -> None:
+        """Assert ``batch`` and run every action it causes, until none is left.
+
+        Facts derived by the actions are asserted in one batch each time the
+        actions under way run out, rather than one call each from inside an
+        action: the rules reach the same fixpoint (a rule fires once per
+        combination of facts whenever they arrive) in fewer calls.
+        """
+        decode = _decode
+        actions = self._actions
+        while batch:
+            code, offset = _core.assert_facts(handle, batch)
+            if code not in (_HANDLED, _NOT_HANDLED):  # not handled: some fact matches no condition
+                raise EngineError(f"durable-rules answered {code} to the facts {batch[:200]}")
+            started = _core.start_action_for_state(handle, offset)
+            message: str | None = started[1] if started else None
+            while message is not None:
+                for name, matched in decode(message)[0].items():
+                    action = actions[name]
+                    if action is not None:
+                        try:
+                            action(matched, run)
+                        except Exception as exc:
+                            raise _ActionFailed(exc) from exc
+                message = _core.complete_and_start_action(handle, offset)
+            batch = ""
+            if run.pending:
+                batch = "[" + ",".join(run.pending) + "]"
+                run.sent += run.pending
+                run.pending.clear()
+
+    def _release(self) -> None:
+        """Give up the idle session, unless a call is using it (see :func:`_kept_idle`)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._sid is not None and self._host is not None:
+                sid, self._sid = self._sid, None
+                _core.delete_state(self._handle, sid)
+        except Exception:
+            pass  # the next call starts a new session either way
+        finally:
+            self._lock.release()
+
+    def _delete(self, handle: int, sid: str) -> None:
+        try:
+            _core.delete_state(handle, sid)
+        except Exception as exc:
+            raise EngineError(f"durable-rules failed to delete a session: {exc}") from exc
+
+    def _abort(self, handle: int, sid: str) -> None:
+        """Delete a session that an exception interrupted, wherever it stopped.
+
+        A session may be deleted only once an action has started in it (see
+        the sentinel). Asserting one more sentinel gives the session's offset
+        even if the first assert never returned it, and leaves an action to
+        start; starting and abandoning it leaves nothing half done.
+        """
+        try:
+            _, offset = _core.assert_fact(handle, f'{{"sid":"{sid}",{_ABORT_TEXT}')
+            try:
+                _core.start_action_for_state(handle, offset)
+            finally:
+                _core.abandon_action(handle, offset)
+                _core.delete_state(handle, sid)
+        except Exception:
+            pass  # another exception is already on its way
+
+
+#: How many engines in the process may keep an idle session at once (see Engine).
+MAX_IDLE_SESSIONS = 4
+_idle: OrderedDict[int, weakref.ref[Engine]] = OrderedDict()  # least recently used first
+_idle_lock = threading.Lock()
+
+
+def _kept_idle(engine: Engine) -> None:
+    """Note that ``engine`` keeps an idle session; past the bound, the least recently used gives its up.
+
+    Called with no engine's lock held; an engine in use is skipped, not waited for.
+    """
+    if engine._sid is None:
+        return
+    victims = []
+    with _idle_lock:
+        _idle[id(engine)] = weakref.ref(engine)
+        _idle.move_to_end(id(engine))
+        while len(_idle) > MAX_IDLE_SESSIONS:
+            victims.append(_idle.popitem(last=False)[1]())
+    for victim in victims:
+        if victim is not None and victim is not engine:
+            victim._release()
+
 
 _SENTINEL = "_session"
+#: Decodes one action's message (``json.loads`` less its checks for surrounding whitespace).
+_decode = json.JSONDecoder().raw_decode
+_SENTINEL_TEXT = f'"n":"{_SENTINEL}","v":true}}'
+_ABORT_TEXT = f'"n":"{_SENTINEL}","v":false}}'
+
+
+class _ActionFailed(Exception):
+    """Carries an exception out of a rule action, to tell it from the C core's own errors."""
 
 
 def _sentinel_action(c: Any) -> None:

@@ -157,7 +157,13 @@ def _check_dtypes(
 
 def _cell(value: Any, spec: FieldSpec) -> Any:
     """One frame cell as the plain value a profile takes; None for "not given"."""
-    if value is None or isinstance(value, (str, bool, list, tuple)):
+    if value is None or isinstance(value, (str, bool, list, tuple, int)):
+        return value
+    if type(value) is float:  # the commonest cells, without asking pandas
+        if value != value:  # NaN: missing in a float column
+            return None
+        if spec.type == "int" and value.is_integer() and abs(value) <= 2**53:
+            return int(value)  # pandas stores an int column with missing values as floats
         return value
     if getattr(value, "ndim", 0) and hasattr(value, "tolist"):  # a numpy array in a list column
         return value.tolist()

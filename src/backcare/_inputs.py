@@ -44,29 +44,36 @@ class _InputTests:
                     if test.op in INPUT_OPERATORS:
                         assert not isinstance(test.value, tuple)
                         self.tests.setdefault((cond.fact, test.op, test.value), []).append(guards)
+        #: The same, in a fixed order, each with the name of the fact it asserts.
+        self.ordered: list[tuple[str, str, Scalar, str, list[list[Guard]]]] = [
+            (field, op, value, condition_fact(Condition(field, (Test(op, value),))), uses)
+            for (field, op, value), uses in sorted(self.tests.items(),
+                                                   key=lambda kv: (kv[0][0], kv[0][1], repr(kv[0][2])))
+        ]
 
 
 def input_facts(rb: Rulebase, profile: Profile) -> list[Fact]:
     """The profile's facts (computed ones included) and the input tests' facts that can matter."""
     facts = profile.facts()
-    tests = rb.memo("input-tests", _InputTests).tests
-    if not tests:
+    ordered = rb.memo("input-tests", _InputTests).ordered
+    if not ordered:
         return facts
     by_name: dict[str, list[Scalar]] = {}
     for name, value in facts:
         by_name.setdefault(name, []).append(value)
-
-    def holds(guard: Guard) -> bool:
-        name, test = guard
-        return any(test(v) for v in by_name.get(name, ()))
-
     extra: list[Fact] = []
-    for (field, op, value), uses in sorted(tests.items(), key=lambda kv: (kv[0][0], kv[0][1], repr(kv[0][2]))):
-        present = by_name.get(field, [])
-        if op == "lacks" and value in present:
+    for field, op, value, fact_name, uses in ordered:
+        present = by_name.get(field)
+        if op == "lacks" and present and value in present:
             continue
         if op == "given" and bool(present) != value:
             continue
-        if any(all(holds(g) for g in guards) for guards in uses):
-            extra.append((condition_fact(Condition(field, (Test(op, value),))), value))
+        for guards in uses:  # asserted if, for some rule using it, every guard holds for a given fact
+            for name, test in guards:
+                values = by_name.get(name)
+                if not values or not any(test(v) for v in values):
+                    break
+            else:
+                extra.append((fact_name, value))
+                break
     return facts + extra

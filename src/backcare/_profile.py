@@ -195,7 +195,7 @@ def _sorted_items(value: Mapping[str, Value] | Iterable[tuple[str, Value]]) -> t
     return tuple(sorted(dict(value).items())) if value else ()
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Profile:
     """A person's back-pain symptom profile. Every field is optional.
 

@@ -11,12 +11,12 @@ the reference evaluator produce identical results from identical traces.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from ._engine import Fact, Trace, derived_facts
+from ._engine import Fact, FactKey, Trace, derived_facts, fact_key
 from ._model import (
     EVIDENCE_LEVELS,
     PRESSURES,
@@ -42,13 +42,16 @@ from ._result import (
 )
 
 
+_RANK = {level: i for i, level in enumerate(EVIDENCE_LEVELS)}
+
+
 def weakest(levels: Iterable[str]) -> str:
     """The weakest of some evidence levels (``refuted`` is the weakest of all)."""
-    return max(levels, key=EVIDENCE_LEVELS.index)
+    return max(levels, key=_RANK.__getitem__)
 
 
 def strongest(levels: Iterable[str]) -> str:
-    return min(levels, key=EVIDENCE_LEVELS.index)
+    return min(levels, key=_RANK.__getitem__)
 
 
 def _number(x: float) -> str:
@@ -193,21 +196,24 @@ class _Tables:
         extra = {info.source: info.name for info in rb.packs if not info.default}
         self.packs = {r.id: extra[r.origin.pack] for r in rb.rules
                       if r.origin is not None and r.origin.pack in extra}
-        self.steps: dict[tuple[str, tuple[Fact, ...], frozenset[Fact]], Step] = {}
-        self.texts: dict[Fact, str] = {}
+        # Keyed by fact_key, not by the facts: 1 == 1.0 == True and 0.0 == -0.0 in Python, but a
+        # result shows the value it was given.
+        self.steps: dict[tuple[str, tuple[FactKey, ...], tuple[bool, ...]], Step] = {}
+        self.texts: dict[FactKey, str] = {}
 
     def text(self, fact: Fact) -> str:
         """A fact in words, memoised (bounded like the steps)."""
-        found = self.texts.get(fact)
+        key = fact_key(fact)
+        found = self.texts.get(key)
         if found is None:
             if len(self.texts) >= self.MAX_STEPS:
                 self.texts.clear()
-            found = self.texts[fact] = self.words.fact(*fact)
+            found = self.texts[key] = self.words.fact(*fact)
         return found
 
     def step(self, rule_id: str, premises: tuple[Fact, ...], given: frozenset[Fact]) -> Step:
         mine = frozenset(p for p in premises if p in given)
-        key = (rule_id, premises, mine)
+        key = (rule_id, tuple(map(fact_key, premises)), tuple(p in mine for p in premises))
         found = self.steps.get(key)
         if found is None:
             rule = self.rb.by_id[rule_id]
@@ -235,6 +241,11 @@ class _Tables:
         return found
 
 
+def fact_text(rb: Rulebase) -> Callable[[Fact], str]:
+    """A fact in the words results give it, memoised per rulebase (shared with :func:`build`)."""
+    return rb.memo("reasoning", _Tables).text
+
+
 class _Chain:
     """Derivation chains over one trace: which firings produced which facts."""
 
@@ -252,6 +263,7 @@ class _Chain:
         self._sorted: dict[str, tuple[Fact, ...]] = {}
         self._levels: dict[str, str] = {}
         self._behind: dict[str, list[str]] = {}
+        self._steps: dict[str, Step] = {}
 
     def sorted_premises(self, rule_id: str) -> tuple[Fact, ...]:
         found = self._sorted.get(rule_id)
@@ -260,7 +272,10 @@ class _Chain:
         return found
 
     def step(self, rule_id: str) -> Step:
-        return self.tables.step(rule_id, self.sorted_premises(rule_id), self.given)
+        found = self._steps.get(rule_id)  # a rule's step is asked for once per rationale it is in
+        if found is None:
+            found = self._steps[rule_id] = self.tables.step(rule_id, self.sorted_premises(rule_id), self.given)
+        return found
 
     def behind(self, rule_id: str) -> list[str]:
         """The rules behind one rule, itself last: premises' derivations first (post-order), each once."""
@@ -457,4 +472,4 @@ def _suspected(rule: Rule, packs: Mapping[str, str]) -> str:
     return rule.then.refer.suspected + (f" (according to the rule pack {pack!r})" if pack else "")
 
 
-__all__ = ["SUPPORTED_LEVELS", "build", "excluded_by", "strongest", "weakest"]
+__all__ = ["SUPPORTED_LEVELS", "build", "excluded_by", "fact_text", "strongest", "weakest"]

@@ -20,7 +20,7 @@ from typing import Any, Union
 
 import attrs
 
-from ._engine import Engine, representable
+from ._engine import Engine, Fact, fact_key, representable
 from ._errors import EngineError, ProfileError, RuleError, did_you_mean
 from ._inputs import input_facts
 from ._loader import PackText, default_rules_path, effective_fields, load_with_sources, pack_digest
@@ -28,6 +28,7 @@ from ._model import RANKINGS, Contraindication, RedFlag, Rulebase
 from ._profile import FieldSpec, Profile
 from ._reasoning import build
 from ._result import Provenance, Recommendation
+from ._signature import Key, Part, Signatures, Template
 from ._text import quote
 
 ProfileLike = Union[Profile, Mapping[str, Any]]
@@ -36,7 +37,18 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 @attrs.frozen
 class CacheInfo:
-    """Counters of a recommender's result cache."""
+    """Counters of a recommender's result cache.
+
+    ``hits`` counts results given without evaluating, ``misses`` the
+    evaluations. Of the hits, ``signature_hits`` were profiles new to the
+    cache whose signature (which conditions of the rules they meet) was not:
+    the result was instantiated from the one evaluated for an earlier
+    profile. Of the misses, ``assembled`` needed no run of the rules engine:
+    each independent part of the rule graph the profile touches had been
+    evaluated before with the same part signature. ``size`` is the number of
+    profiles cached, ``signatures`` the number of signatures; each is
+    bounded by ``maxsize``.
+    """
 
     #: Results served from the cache (or repeated within one batch).
     hits: int
@@ -46,6 +58,9 @@ class CacheInfo:
     size: int
     #: The most it keeps (``cache_size``).
     maxsize: int
+    signature_hits: int = 0
+    signatures: int = 0
+    assembled: int = 0
 
 
 class Recommender:
@@ -58,8 +73,10 @@ class Recommender:
     by their whole score, the article's reasoning included, or
     ``"evidence"`` first by the points that rest on evidence of low quality
     or better; by default the last pack that sets ``[pack] ranking`` decides,
-    else ``"seed"``. Results for equal profiles are cached (``cache_size`` of
-    them; 0 turns the cache off).
+    else ``"seed"``. Results are cached (``cache_size`` of them; 0 turns the
+    cache off) by the profile and by its signature, which of the rules'
+    conditions it meets: profiles the rules cannot tell apart share one
+    evaluation, and each gets a result with its own values in it.
 
     A recommender pickles by the text of its extra packs, read once when it
     was built, so it can be sent to a worker process or machine where those
@@ -122,9 +139,14 @@ class Recommender:
         self._finalizer = weakref.finalize(self, self._engine.close)
         self._finalizer.atexit = False  # the process's memory goes with it
         self._cache: OrderedDict[Any, Recommendation] = OrderedDict()
+        self._signatures: OrderedDict[Key, Template] = OrderedDict()
+        self._parts: OrderedDict[Key, Part] = OrderedDict()  # what the engine did per part of the rule graph
+        self._assembled = 0
+        self._validated: dict[Any, Profile] = {}  # plain-dict inputs validated before (see profile())
         self._cache_lock = threading.Lock()
         self._hits = 0
         self._misses = 0
+        self._signature_hits = 0
         self._maxsize = cache_size
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -166,7 +188,27 @@ class Recommender:
         return self._engine.live_sessions
 
     def profile(self, profile: ProfileLike) -> Profile:
-        """Validate ``profile`` against this recommender's fields and catalogues."""
+        """Validate ``profile`` against this recommender's fields and catalogues.
+
+        With the cache on, a plain dict equal to one validated before (same
+        keys, values of the same types) gives the profile validated then:
+        validation is a function of the input alone. A bad profile is never
+        remembered, so it is refused every time.
+        """
+        key = _input_key(profile) if self._maxsize else None
+        if key is not None:
+            found = self._validated.get(key)
+            if found is not None:
+                return found
+        valid = self._validate(profile)
+        if key is not None:
+            with self._cache_lock:
+                self._validated[key] = valid
+                while len(self._validated) > self._maxsize:
+                    del self._validated[next(iter(self._validated))]
+        return valid
+
+    def _validate(self, profile: ProfileLike) -> Profile:
         if isinstance(profile, Profile):
             valid = Profile.from_dict(profile.to_dict(), self._fields)
         elif isinstance(profile, Mapping):
@@ -188,18 +230,22 @@ class Recommender:
 
     def recommend(self, profile: ProfileLike) -> Recommendation:
         """Rank techniques for one profile; see :func:`backcare.recommend`."""
-        return self._recommend_profiles([self.profile(profile)])[0]
+        valid = self.profile(profile)
+        if self._maxsize:  # the common case, a profile seen before, without the batch machinery
+            key = _cache_key(valid)
+            with self._cache_lock:
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    self._hits += 1
+                    return hit
+        return self._recommend_profiles([valid])[0]
 
-    def _evaluate(self, profile: Profile) -> Recommendation:
-        trace = self._engine.evaluate(input_facts(self.rulebase, profile))
+    def _evaluate(self, profile: Profile, facts: list[Fact] | None = None) -> Recommendation:
+        if facts is None:
+            facts = input_facts(self.rulebase, profile)
+        trace = self._engine.evaluate(facts)
         return build(self.rulebase, profile.to_dict(), trace, self.provenance, self)
-
-    def _store(self, key: Any, result: Recommendation) -> None:
-        with self._cache_lock:
-            self._cache[key] = result
-            self._cache.move_to_end(key)
-            while len(self._cache) > self._maxsize:
-                self._cache.popitem(last=False)
 
     def recommend_many(
         self, profiles: Iterable[ProfileLike], *, processes: int | None = None
@@ -228,7 +274,13 @@ class Recommender:
         return self._recommend_profiles(valid, processes)
 
     def _recommend_profiles(self, valid: list[Profile], processes: int | None = None) -> list[Recommendation]:
-        """:meth:`recommend_many` on profiles this recommender has validated."""
+        """:meth:`recommend_many` on profiles this recommender has validated.
+
+        Two caches, both bounded by ``cache_size``: results by profile, and
+        results by signature (see ``_signature``). A profile found in
+        neither is evaluated, the first of its signature in the batch only;
+        the others with that signature are instantiated from its result.
+        """
         if self.closed:
             raise EngineError("this Recommender is closed: build a new one")
         if not self._maxsize:
@@ -238,7 +290,7 @@ class Recommender:
         keys = [_cache_key(p) for p in valid]
         results: dict[Any, Recommendation] = {}
         todo: dict[Any, Profile] = {}
-        hits = misses = 0
+        hits = 0
         with self._cache_lock:
             for key, p in zip(keys, valid):
                 if key in results or key in todo:
@@ -251,18 +303,117 @@ class Recommender:
                     hits += 1
                 else:
                     todo[key] = p
-                    misses += 1
-            self._hits += hits
-            self._misses += misses
-        for key, r in zip(todo, self._evaluate_all(list(todo.values()), processes)):
-            results[key] = r
-            self._store(key, r)
+        if not todo:
+            with self._cache_lock:
+                self._hits += hits
+            return [results[k] for k in keys]
+
+        # New profiles: by signature, computed outside the lock.
+        signatures = self.rulebase.memo("signatures", Signatures)
+        found: list[tuple[Any, Profile, list[Fact], tuple[Key, tuple[Fact, ...]] | None]] = []
+        for key, p in todo.items():
+            facts = input_facts(self.rulebase, p)
+            found.append((key, p, facts, signatures.of(facts)))
+        templates: dict[Key, Template] = {}
+        evaluate: dict[Any, tuple[Profile, list[Fact]]] = {}  # one profile per new signature, or without one
+        pending: set[Key] = set()
+        with self._cache_lock:
+            for key, p, facts, sig in found:
+                if sig is None:
+                    evaluate[key] = (p, facts)
+                elif sig[0] not in templates and sig[0] not in pending:
+                    template = self._signatures.get(sig[0])
+                    if template is not None:
+                        self._signatures.move_to_end(sig[0])
+                        templates[sig[0]] = template
+                    else:
+                        pending.add(sig[0])
+                        evaluate[key] = (p, facts)
+        assembled = 0
+        if (processes or 1) < 2 or len(evaluate) < 2:
+            sigs = {key: sig for key, _, _, sig in found if key in evaluate}
+            evaluated = []
+            for key, (p, facts) in evaluate.items():
+                result, from_parts = self._evaluate_new(p, facts, sigs[key], signatures)
+                evaluated.append(result)
+                assembled += from_parts
+        else:
+            evaluated = self._evaluate_all([p for p, _ in evaluate.values()], processes,
+                                           [f for _, f in evaluate.values()])
+        fresh = dict(zip(evaluate, evaluated))
+        signature_hits = 0
+        for key, p, facts, sig in found:
+            if key in fresh:
+                results[key] = fresh[key]
+                if sig is not None and sig[0] not in templates:
+                    templates[sig[0]] = Template(fresh[key], sig[0], sig[1])
+                continue
+            assert sig is not None
+            results[key] = templates[sig[0]].instantiate(signatures, p.to_dict(), sig[1], self)
+            signature_hits += 1
+        with self._cache_lock:
+            self._hits += hits + signature_hits
+            self._misses += len(fresh)
+            self._signature_hits += signature_hits
+            self._assembled += assembled
+            for key in todo:
+                self._remember(self._cache, key, results[key])
+            for sig_key, template in templates.items():
+                self._remember(self._signatures, sig_key, template)
         return [results[k] for k in keys]
 
-    def _evaluate_all(self, profiles: list[Profile], processes: int | None) -> list[Recommendation]:
-        """Evaluate validated profiles in order, here or over ``processes`` local processes."""
+    def _evaluate_new(self, profile: Profile, facts: list[Fact], sig: tuple[Key, tuple[Fact, ...]] | None,
+                      signatures: Signatures) -> tuple[Recommendation, bool]:
+        """Evaluate a profile whose signature is new; True with it if no engine run was needed.
+
+        Where every part of the rule graph the profile touches was seen in
+        an earlier evaluation with the same part signature, the trace is
+        assembled from those parts (the engine would do the same, part by
+        part); otherwise the engine runs, and its trace is cut into parts
+        for later profiles.
+        """
+        if sig is not None:
+            cut = signatures.parts(*sig)
+            known: list[tuple[Part, tuple[Fact, ...]]] = []
+            with self._cache_lock:
+                for sub, slots in cut.items():
+                    part = self._parts.get(sub)
+                    if part is None:
+                        break
+                    known.append((part, slots))
+                else:
+                    for sub in cut:
+                        self._parts.move_to_end(sub)
+            if len(known) == len(cut):
+                trace = signatures.assemble(known, facts)
+                return build(self.rulebase, profile.to_dict(), trace, self.provenance, self), True
+        trace = self._engine.evaluate(facts)
+        result = build(self.rulebase, profile.to_dict(), trace, self.provenance, self)
+        if sig is not None:
+            parts = signatures.split(trace, *sig)
+            if parts:
+                with self._cache_lock:
+                    for sub, part in parts.items():
+                        self._remember(self._parts, sub, part)
+        return result, False
+
+    def _remember(self, cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+        """Put ``value`` in an LRU ``cache`` (the caller holds the lock)."""
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > self._maxsize:
+            cache.popitem(last=False)
+
+    def _evaluate_all(self, profiles: list[Profile], processes: int | None,
+                      facts: list[list[Fact]] | None = None) -> list[Recommendation]:
+        """Evaluate validated profiles in order, here or over ``processes`` local processes.
+
+        ``facts`` are their input facts, where the caller has them already.
+        """
         if (processes or 1) < 2 or len(profiles) < 2:
-            return [self._evaluate(p) for p in profiles]
+            if facts is None:
+                return [self._evaluate(p) for p in profiles]
+            return [self._evaluate(p, f) for p, f in zip(profiles, facts)]
         workers = min(processes or 1, len(profiles))
         chunk = max(1, len(profiles) // (workers * 4))
         # spawn, not fork: the worker rebuilds its engine from the rule texts
@@ -299,13 +450,17 @@ class Recommender:
     def cache_info(self) -> CacheInfo:
         """Hits, misses and size of the result cache."""
         with self._cache_lock:
-            return CacheInfo(self._hits, self._misses, len(self._cache), self._maxsize)
+            return CacheInfo(self._hits, self._misses, len(self._cache), self._maxsize, self._signature_hits,
+                             len(self._signatures), self._assembled)
 
     def cache_clear(self) -> None:
         """Empty the result cache and reset its counters."""
         with self._cache_lock:
             self._cache.clear()
-            self._hits = self._misses = 0
+            self._signatures.clear()
+            self._parts.clear()
+            self._validated.clear()
+            self._hits = self._misses = self._signature_hits = self._assembled = 0
 
     def red_flags(self) -> list[RedFlag]:
         """The red-flag catalogue, sorted by id."""
@@ -316,16 +471,48 @@ class Recommender:
         return list(self.rulebase.contraindications.values())
 
 
+def _input_key(data: object) -> Any:
+    """A key for a plain dict profile, equal only for dicts that validate alike; None if there is none.
+
+    Values are keyed with their type, so ``1``, ``1.0`` and ``True`` differ,
+    and floats by their text, so ``0.0`` and ``-0.0`` do; a dict holding
+    anything else (another mapping, a set, an object) gets no key and is
+    validated in full.
+    """
+    if type(data) is not dict:
+        return None
+    out = []
+    for name, value in data.items():
+        kind = type(value)
+        if kind is float:
+            value = repr(value)
+        elif kind is list or kind is tuple:
+            value = tuple((type(x), repr(x) if type(x) is float else x) for x in value)
+        elif kind not in _KEYED:
+            return None
+        out.append((name, kind, value))
+    key = tuple(out)
+    try:
+        hash(key)
+    except TypeError:  # an unhashable item in a list
+        return None
+    return key
+
+
+_KEYED = frozenset({bool, int, str, type(None)})
+
+
 def _cache_key(profile: Profile) -> Any:
     """The cache key of a validated profile.
 
-    Profiles compare with Python equality, where 1 == 1.0: a pack's number
-    field given 1 and 1.0 would share a result whose ``profile`` shows the
-    other value. Core fields have one type each; pack fields carry theirs.
+    Profiles compare with Python equality, where 1 == 1.0 and 0.0 == -0.0: a
+    pack's number field given 1 and 1.0 would share a result whose
+    ``profile`` shows the other value. Core fields have one type each; pack
+    fields carry theirs.
     """
     if not profile.extra:
         return profile
-    return (profile, tuple(type(v).__name__ for _, v in profile.extra))
+    return (profile, tuple(fact_key((name, value)) for name, value in profile.extra if not isinstance(value, tuple)))
 
 
 

@@ -334,6 +334,8 @@ class Recommendation:
     disclaimer: str = DISCLAIMER
     #: The recommender that made this result, for why_not() and what_if(); never serialised.
     _recommender: Any = attrs.field(default=None, eq=False, repr=False, metadata={"internal": True})
+    #: The text of to_json(), once asked for (results are immutable and cached; never serialised).
+    _json: str | None = attrs.field(init=False, default=None, eq=False, repr=False, metadata={"internal": True})
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled without the recommender: a worker's result is re-attached by the caller.
@@ -383,8 +385,18 @@ class Recommendation:
         return _plain(self)  # type: ignore[no-any-return]
 
     def to_json(self) -> str:
-        """The :meth:`to_dict` form as canonical, strict JSON text."""
-        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False)
+        """The :meth:`to_dict` form as canonical, strict JSON text.
+
+        That is ``json.dumps(result.to_dict(), sort_keys=True, ensure_ascii=False,
+        indent=2, allow_nan=False)``, written by ``_json`` several times faster,
+        and kept: a cached result asked again costs nothing.
+        """
+        if self._json is None:
+            from ._json import dumps
+
+            object.__setattr__(self, "_json", dumps(self))
+        assert self._json is not None
+        return self._json
 
     def explain(self) -> str:
         """A readable account of the result, for a person rather than a program.
