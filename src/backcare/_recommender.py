@@ -58,8 +58,11 @@ class CacheInfo:
     size: int
     #: The most it keeps (``cache_size``).
     maxsize: int
+    #: Of the hits, those instantiated from another profile with the same signature.
     signature_hits: int = 0
+    #: Signatures (which of the rules' conditions a profile meets) in the cache now.
     signatures: int = 0
+    #: Of the misses, those assembled from parts of the rule graph seen before, with no engine run.
     assembled: int = 0
 
 
