@@ -22,7 +22,7 @@ from ._model import REFUTED, Condition, Rule, Rulebase, Test
 from ._oracle import compare
 from ._profile import COMPUTED_FACTS, Scalar
 from ._reasoning import Words, words
-from ._result import Recommendation, Step, points_breakdown
+from ._result import Recommendation, Step, points_breakdown, step_heading
 from ._result import wrap as _wrap
 
 #: How many near misses :class:`WhyNot` keeps; the nearest come first.
@@ -82,8 +82,6 @@ class WhyNot:
     points: str | None = None
 
     def __str__(self) -> str:
-        from ._result import step_heading
-
         lines = _wrap(self.summary, "", "")
         for s in self.rules:
             lines += _wrap(step_heading(s), "  - ", "    ")
