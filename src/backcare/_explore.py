@@ -22,7 +22,7 @@ from ._model import REFUTED, Condition, Rule, Rulebase, Test
 from ._oracle import compare
 from ._profile import COMPUTED_FACTS, Scalar
 from ._reasoning import Words, words
-from ._result import Recommendation, Step, points_breakdown, step_heading
+from ._result import Recommendation, Step, claim_mark, counted_by_evidence, points_breakdown, step_heading
 from ._result import wrap as _wrap
 
 #: How many near misses :class:`WhyNot` keeps; the nearest come first.
@@ -82,15 +82,14 @@ class WhyNot:
     points: str | None = None
 
     def __str__(self) -> str:
-        lines = _wrap(self.summary, "", "")
+        lines = _wrap(self.summary)
         for s in self.rules:
             lines += _wrap(step_heading(s), "  - ", "    ")
         if self.points:
             lines += _wrap(self.points, "  ", "  ")
         for m in self.misses:
-            kind = {"claim": "Claim: ", "refuted": "Refuted claim: "}.get(m.evidence, "")
-            lines += _wrap(f"{kind}{m.title} [{m.rule_id}] would add {m.weight:g} (evidence: {m.evidence}) if: "
-                           + "; ".join(m.missing), "  - ", "    ")
+            lines += _wrap(f"{claim_mark(m.evidence)}{m.title} [{m.rule_id}] would add {m.weight:g} "
+                           f"(evidence: {m.evidence}) if: " + "; ".join(m.missing), "  - ", "    ")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -185,13 +184,10 @@ def why_not(result: Recommendation, technique: str) -> WhyNot:
                 steps = tuple(s for s in n.rationale if s.rule_id in n.demoted_by)
                 return WhyNot(technique, name, "demoted",
                               f"{name} is not recommended: rules count against it for this profile.", rules=steps)
-            by_level: dict[str, float] = {}
-            for c in n.contributions:
-                if c.counted:
-                    by_level[c.evidence] = by_level.get(c.evidence, 0.0) + c.weight
             return WhyNot(technique, name, "no_points",
                           f"{name} is not recommended: its score is {n.score:g}, so nothing here speaks for it.",
-                          rules=n.rationale, points=points_breakdown(by_level, n.contributions))
+                          rules=n.rationale,
+                          points=points_breakdown(counted_by_evidence(n.contributions), n.contributions))
     profile = rec.profile(dict(result.profile))
     facts = set(input_facts(rb, profile)) | {(d.name, d.value) for d in result.derived}
     misses = _Misses(rb, facts).for_technique(technique)

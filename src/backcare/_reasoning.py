@@ -39,6 +39,7 @@ from ._result import (
     Recommendation,
     Referral,
     Step,
+    counted_by_evidence,
 )
 
 
@@ -394,10 +395,7 @@ def build(
         contribs.sort(key=lambda c: (-c.weight, c.rule_id))
         counted = [c for c in contribs if c.counted]
         score = round(float(sum(sorted(c.weight for c in counted))), 6)
-        by_level: dict[str, float] = {}
-        for c in counted:
-            by_level[c.evidence] = by_level.get(c.evidence, 0.0) + c.weight
-        by_level = {k: round(v, 6) for k, v in by_level.items()}
+        by_level = counted_by_evidence(counted)
         raising = [c.evidence for c in counted if c.weight > 0]
         evidence = weakest(raising or [c.evidence for c in counted] or [c.evidence for c in contribs])
         rationale = chain.explain(c.rule_id for c in contribs)

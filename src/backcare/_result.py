@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -447,15 +447,28 @@ def wrap(text: str, indent: str = "", sub: str | None = None) -> list[str]:
                          break_long_words=False, break_on_hyphens=False)
 
 
+def claim_mark(level: str) -> str:
+    """What goes before a rule's title at this evidence level, so no text states a claim as a fact."""
+    return {"claim": "Claim: ", "refuted": "Refuted claim: "}.get(level, "")
+
+
 def step_heading(s: Step) -> str:
     """A step's first line: a claim marked as one, then the rule's title, conclusion and id.
 
     One wording for ``explain()`` and ``why_not()``, so neither states an
     article's claim, or a refuted one, as a fact.
     """
-    kind = {"claim": "Claim: ", "refuted": "Refuted claim: "}.get(s.evidence, "")
     ref = s.rule_id if s.pack is None else f"{s.rule_id}, from the rule pack {s.pack!r}"
-    return f"{kind}{s.title}: {s.conclusion} [{ref}]"
+    return f"{claim_mark(s.evidence)}{s.title}: {s.conclusion} [{ref}]"
+
+
+def counted_by_evidence(contributions: Iterable[Contribution]) -> dict[str, float]:
+    """The counted points of ``contributions`` per evidence level (a result's ``score_by_evidence``)."""
+    by_level: dict[str, float] = {}
+    for c in contributions:
+        if c.counted:
+            by_level[c.evidence] = by_level.get(c.evidence, 0.0) + c.weight
+    return {k: round(v, 6) for k, v in by_level.items()}
 
 
 def points_breakdown(by_level: Mapping[str, float], contributions: tuple[Contribution, ...]) -> str:
