@@ -182,7 +182,7 @@ def signature_repeat_rate(rec: backcare.Recommender, profiles: list[dict]) -> fl
     return repeats / len(profiles) if profiles else 0.0
 
 
-def dask_rate(profiles: list[dict], workers: int) -> float:
+def dask_rate(profiles: list[dict], workers: int, result_json: bool = True) -> float:
     import dask
     import dask.dataframe as dd
     import pandas as pd
@@ -194,9 +194,9 @@ def dask_rate(profiles: list[dict], workers: int) -> float:
         warm = dd.from_pandas(frame.head(50), npartitions=workers)
     with LocalCluster(n_workers=workers, processes=True, threads_per_worker=1, dashboard_address=None,
                       silence_logs=50) as cluster, Client(cluster):
-        backcare.recommend_frame(warm).compute()  # workers import backcare and build once
+        backcare.recommend_frame(warm, result_json=result_json).compute()  # workers import backcare, build once
         t = time.perf_counter()
-        out = backcare.recommend_frame(ddf).compute()
+        out = backcare.recommend_frame(ddf, result_json=result_json).compute()
         elapsed = time.perf_counter() - t
     assert len(out) == len(profiles)
     return len(profiles) / elapsed
@@ -350,17 +350,19 @@ def main(argv: list[str] | None = None) -> int:
         many = throughput(lambda: backcare.Recommender().recommend_many(profiles), n)
         frame = pd.DataFrame.from_records(profiles)
         local = throughput(lambda: backcare.recommend_frame(frame, backcare.Recommender()), n)
+        lean_local = throughput(lambda: backcare.recommend_frame(frame, backcare.Recommender(), result_json=False), n)
         row("in this process: recommend_many, a fresh recommender (cold pass)", f"{many:,.0f} profiles/s")
         row("in this process: recommend_frame on a pandas frame (cold pass, with result_json)",
             f"{local:,.0f} results/s", f"{local / many:.0%} of recommend_many")
-        rates = {}
-        for workers in (1, 2):
-            rates[workers] = dask_rate(profiles, workers)
-        row("Dask recommend_frame, LocalCluster 1 worker process", f"{rates[1]:,.0f} results/s",
-            f">= 80% of recommend_many: {verdict(rates[1] >= 0.8 * many)} ({rates[1] / many:.0%}; "
-            f"{rates[1] / local:.0%} of recommend_frame here)")
-        row("Dask recommend_frame, LocalCluster 2 worker processes", f"{rates[2]:,.0f} results/s",
-            f">= 1.7x one worker: {verdict(rates[2] >= 1.7 * rates[1])} ({rates[2] / rates[1]:.2f}x)")
+        row("in this process: the same, result_json=False", f"{lean_local:,.0f} results/s",
+            f"{lean_local / many:.0%} of recommend_many")
+        for result_json, label in ((True, "with result_json (the default)"), (False, "result_json=False")):
+            rates = {workers: dask_rate(profiles, workers, result_json) for workers in (1, 2)}
+            row(f"Dask recommend_frame {label}, LocalCluster 1 worker process", f"{rates[1]:,.0f} results/s",
+                f">= 80% of recommend_many: {verdict(rates[1] >= 0.8 * many)} ({rates[1] / many:.0%}; "
+                f"{rates[1] / (local if result_json else lean_local):.0%} of the same recommend_frame here)")
+            row(f"Dask recommend_frame {label}, LocalCluster 2 worker processes", f"{rates[2]:,.0f} results/s",
+                f">= 1.7x one worker: {verdict(rates[2] >= 1.7 * rates[1])} ({rates[2] / rates[1]:.2f}x)")
 
     print(f"backcare benchmark{' (--quick: smoke sizes, not a measurement)' if args.quick else ''}")
     print(f"Machine: {machine()}")

@@ -37,10 +37,13 @@ def test_bench_quick_prints_the_table():
         "RSS before / after 3,000 recommend() calls (cache on)",
         "Recommenders built and dropped",
         "in this process: recommend_many",
-        "Dask recommend_frame, LocalCluster 1 worker",
-        "Dask recommend_frame, LocalCluster 2 worker",
+        "Dask recommend_frame with result_json (the default), LocalCluster 1 worker",
+        "Dask recommend_frame with result_json (the default), LocalCluster 2 worker",
+        "Dask recommend_frame result_json=False, LocalCluster 1 worker",
+        "Dask recommend_frame result_json=False, LocalCluster 2 worker",
         "Where one miss's time goes",
     ):
         assert label in out, label
-    # every target is judged: miss, hit, miss / oracle, load, cold pass, warm pass, three RSS rows, two Dask rows
-    assert out.count(": met") + out.count(": NOT met") == 11
+    # every target is judged: miss, hit, miss / oracle, load, cold pass, warm pass, three RSS rows, and the two
+    # Dask rows with result_json and without it
+    assert out.count(": met") + out.count(": NOT met") == 13

@@ -231,3 +231,44 @@ def test_missing_pandas_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
     with pytest.raises(ImportError, match=r"pip install backcare\[dask\]"):
         recommend_frame(object())
+
+
+# --- result_json=False ------------------------------------------------------------------------
+
+
+def test_without_result_json_the_other_columns_are_the_same():
+    profiles = cohort.cohort(150, seed=11, returning=0.3)
+    frame = frame_of(profiles)
+    full = recommend_frame(frame, Recommender())
+    lean = recommend_frame(frame, Recommender(), result_json=False)
+    assert list(lean.columns) == [*frame.columns, *RESULT_COLUMNS[:-1]]
+    pd.testing.assert_frame_equal(lean, full.drop(columns=["result_json"]))
+
+
+def test_without_result_json_a_column_of_that_name_is_carried_through():
+    frame = pd.DataFrame({"pain_weeks": [20], "result_json": ["mine"]})
+    out = recommend_frame(frame, columns=["pain_weeks"], result_json=False)
+    assert out["result_json"].tolist() == ["mine"]
+    with pytest.raises(ProfileError, match="already has a column 'result_json'"):
+        recommend_frame(frame, columns=["pain_weeks"])
+
+
+@pytest.mark.parametrize("bad", [None, 0, 1, "no"])
+def test_result_json_must_be_a_bool(bad):
+    frame = pd.DataFrame({"pain_weeks": [20]})
+    with pytest.raises(TypeError, match=r"result_json must be True or False, got \w+"):
+        recommend_frame(frame, result_json=bad)
+
+
+@pytest.mark.slow
+def test_dask_frame_without_result_json_equals_sequential(client):
+    profiles = cohort.cohort(200, seed=12, returning=0.3)
+    with dask.config.set({"dataframe.convert-string": False}):
+        ddf = dd.from_pandas(frame_of(profiles), npartitions=4)
+        lazy = recommend_frame(ddf, result_json=False)
+    assert list(lazy.columns) == [*ddf.columns, *RESULT_COLUMNS[:-1]]
+    out = lazy.compute()
+    rec = backcare._recommender.default_recommender()
+    expected = [rec.recommend(p) for p in profiles]
+    assert out["technique_ids"].tolist() == [r.technique_ids() for r in expected]
+    assert out["referral_urgency"].tolist() == [r.referral.urgency if r.referral else None for r in expected]

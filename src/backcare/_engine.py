@@ -45,7 +45,8 @@ def fact_key(fact: Fact) -> FactKey:
     give one value's words or premise to the other.
     """
     name, value = fact
-    return (name, type(value), repr(value) if type(value) is float else value)
+    kind = type(value)
+    return (name, kind, repr(value) if kind is float else value)
 
 # durable logs a traceback of its own when Ctrl-C lands in its bookkeeping,
 # then re-raises it to us: the caller sees the KeyboardInterrupt, so stderr
@@ -172,7 +173,7 @@ class _Run:
     def __init__(self, head: str, given: Iterable[Fact]) -> None:
         self.head = head  # the start of every fact's JSON in this session
         self.known: set[Fact] = set(given)
-        self.firings: set[Firing] = set()
+        self.firings: set[tuple[str, tuple[Fact, ...]]] = set()
         self.derived: set[Fact] = set()
         self.sent: list[str] = []  # facts asserted, as JSON, to retract afterwards
         self.pending: list[str] = []  # derived facts to assert once the actions under way are done
@@ -299,7 +300,7 @@ class Engine:
                 premises: tuple[Fact, ...] = ((one["n"], one["v"]),)
             else:
                 premises = tuple(sorted({(matched[a]["n"], matched[a]["v"]) for a in aliases}, key=_order))
-            run.firings.add(Firing(rule_id, premises))
+            run.firings.add((rule_id, premises))  # a plain tuple hashes in C; Firing objects come at the end
             for fact, tested in new_facts:
                 if fact in run.known:
                     continue
@@ -357,7 +358,7 @@ class Engine:
         _kept_idle(self)
         return Trace(
             given=given,
-            firings=tuple(sorted(run.firings, key=_firing_order)),
+            firings=_sorted_firings(run.firings),
             derived=tuple(sorted(run.derived, key=_order)),
         )
 
@@ -477,3 +478,27 @@ def _order(fact: Fact) -> tuple[str, str, str]:
 
 def _firing_order(f: Firing) -> tuple[str, list[tuple[str, str, str]]]:
     return (f.rule_id, [_order(p) for p in f.premises])
+
+
+def _sorted_firings(firings: Iterable[tuple[str, tuple[Fact, ...]]]) -> tuple[Firing, ...]:
+    """Firings as :class:`Firing` objects in :func:`_firing_order`, the premises' texts compared only
+    between firings of one rule (most rules fire once)."""
+    by_rule = sorted(firings, key=_rule_id)
+    out: list[Firing] = []
+    i, n = 0, len(by_rule)
+    while i < n:
+        j = i + 1
+        while j < n and by_rule[j][0] == by_rule[i][0]:
+            j += 1
+        group = by_rule[i:j] if j == i + 1 else sorted(by_rule[i:j], key=_premise_order)
+        out += (Firing(rule_id, premises) for rule_id, premises in group)
+        i = j
+    return tuple(out)
+
+
+def _rule_id(firing: tuple[str, tuple[Fact, ...]]) -> str:
+    return firing[0]
+
+
+def _premise_order(firing: tuple[str, tuple[Fact, ...]]) -> list[tuple[str, str, str]]:
+    return [_order(p) for p in firing[1]]

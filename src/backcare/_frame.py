@@ -36,6 +36,7 @@ def recommend_frame(
     recommender: Recommender | None = None,
     *,
     columns: Sequence[str] | None = None,
+    result_json: bool = True,
 ) -> Any:
     """Recommend for every row of a pandas or Dask DataFrame of profiles.
 
@@ -55,6 +56,14 @@ def recommend_frame(
     columns instead, and any other column is carried through unchanged. The
     default recommender is used unless ``recommender`` is given.
 
+    ``result_json=False`` leaves the ``result_json`` column out. Writing a
+    whole result as JSON costs more than evaluating it when results repeat,
+    and on a cluster every row's text travels back to the client: measured
+    on the benchmark cohort, leaving it out is what lets a Dask worker keep
+    up with :meth:`Recommender.recommend_many` in one process (see
+    ``benchmarks/RESULTS.md``). Keep it where rows must carry the whole
+    result.
+
     >>> import pandas as pd
     >>> frame = pd.DataFrame({"pain_weeks": [20, None], "tight_bands": [True, None]})
     >>> out = recommend_frame(frame)
@@ -67,18 +76,21 @@ def recommend_frame(
         import pandas as pd
     except ImportError as exc:
         raise ImportError(f"backcare.recommend_frame needs pandas (and Dask for Dask frames): {_INSTALL}") from exc
+    if not isinstance(result_json, bool):
+        raise TypeError(f"result_json must be True or False, got {type(result_json).__name__} {result_json!r}")
     if recommender is not None and not isinstance(recommender, Recommender):
         raise TypeError(f"recommender must be a backcare.Recommender or None, got {type(recommender).__name__}")
     fields = (recommender or default_recommender()).fields
     is_dask = _is_dask_frame(frame)
     if not is_dask and not isinstance(frame, pd.DataFrame):
         raise TypeError(f"recommend_frame takes a pandas or Dask DataFrame, got {type(frame).__name__}")
-    profile_columns = _profile_columns(list(frame.columns), fields, columns)
+    added = RESULT_COLUMNS if result_json else RESULT_COLUMNS[:-1]
+    profile_columns = _profile_columns(list(frame.columns), fields, columns, added)
     _check_dtypes(frame.dtypes, fields, profile_columns, pd, is_dask)
     if not is_dask:
-        return _partition(frame, recommender, profile_columns)
-    meta = _with_results(frame._meta, pd, [])
-    return frame.map_partitions(_partition, recommender, profile_columns, meta=meta)
+        return _partition(frame, recommender, profile_columns, result_json)
+    meta = _with_results(frame._meta, pd, [], result_json)
+    return frame.map_partitions(_partition, recommender, profile_columns, result_json, meta=meta)
 
 
 def _is_dask_frame(frame: Any) -> bool:
@@ -92,7 +104,8 @@ def _is_dask_frame(frame: Any) -> bool:
 
 
 def _profile_columns(
-    present: list[Any], fields: Mapping[str, FieldSpec], columns: Sequence[str] | None
+    present: list[Any], fields: Mapping[str, FieldSpec], columns: Sequence[str] | None,
+    added: tuple[str, ...] = RESULT_COLUMNS,
 ) -> tuple[str, ...]:
     """Check the frame's columns; return the ones that hold profile fields."""
     for name in present:
@@ -122,7 +135,7 @@ def _profile_columns(
                 f"known fields: {', '.join(sorted(fields))}",
                 field=name,
             )
-    clash = [c for c in RESULT_COLUMNS if c in present]
+    clash = [c for c in added if c in present]
     if clash:
         raise ProfileError(
             f"the frame already has a column {clash[0]!r}, which recommend_frame adds; rename it", field=clash[0]
@@ -199,25 +212,27 @@ def _profiles(frame: Any, recommender: Recommender, columns: tuple[str, ...]) ->
     return out
 
 
-def _partition(frame: Any, recommender: Recommender | None, columns: tuple[str, ...]) -> Any:
+def _partition(frame: Any, recommender: Recommender | None, columns: tuple[str, ...], result_json: bool = True) -> Any:
     """The work on one partition (or the whole pandas frame): validate every row, then recommend."""
     import pandas as pd
 
     rec = recommender if recommender is not None else default_recommender()
     profiles = _profiles(frame, rec, columns)
-    return _with_results(frame, pd, rec._recommend_profiles(profiles))
+    return _with_results(frame, pd, rec._recommend_profiles(profiles), result_json)
 
 
-def _with_results(frame: Any, pd: Any, results: list[Any]) -> Any:
+def _with_results(frame: Any, pd: Any, results: list[Any], result_json: bool = True) -> Any:
     def column(values: list[Any]) -> Any:
         return pd.Series(values, index=frame.index, dtype=object)
 
-    return frame.assign(
-        top_technique=column([r.techniques[0].id if r.techniques else None for r in results]),
-        top_evidence=column([r.techniques[0].evidence if r.techniques else None for r in results]),
-        top_score_by_evidence=column([dict(r.techniques[0].score_by_evidence) if r.techniques else None
-                                      for r in results]),
-        technique_ids=column([r.technique_ids() for r in results]),
-        referral_urgency=column([r.referral.urgency if r.referral else None for r in results]),
-        result_json=column([r.to_json() for r in results]),
-    )
+    added = {
+        "top_technique": column([r.techniques[0].id if r.techniques else None for r in results]),
+        "top_evidence": column([r.techniques[0].evidence if r.techniques else None for r in results]),
+        "top_score_by_evidence": column([dict(r.techniques[0].score_by_evidence) if r.techniques else None
+                                         for r in results]),
+        "technique_ids": column([r.technique_ids() for r in results]),
+        "referral_urgency": column([r.referral.urgency if r.referral else None for r in results]),
+    }
+    if result_json:
+        added["result_json"] = column([r.to_json() for r in results])
+    return frame.assign(**added)

@@ -42,7 +42,6 @@ from ._result import (
     counted_by_evidence,
 )
 
-
 _RANK = {level: i for i, level in enumerate(EVIDENCE_LEVELS)}
 
 
@@ -192,6 +191,12 @@ class _Tables:
         self.derives = {r.id: derived_facts(r) for r in rb.rules}
         self.excludes = {r.id: excluded_by(r, rb) for r in rb.rules}
         self.conclusions = {r.id: self.words.conclusion(r) for r in rb.rules}
+        self.evidence = {r.id: r.evidence for r in rb.rules}
+        self.rank = {r.id: _RANK[r.evidence] for r in rb.rules}
+        #: Per rule, what build() asks of it: its scores, the techniques it excludes, and whether it refers,
+        #: notes or warns.
+        self.parts = {r.id: (r.then.score, self.excludes[r.id], r.then.refer is not None, bool(r.then.note),
+                             bool(r.then.warn)) for r in rb.rules}
         # Which pack each rule comes from, for rules not in the default pack: a reader must be
         # able to tell backcare's own words from a pack's.
         extra = {info.source: info.name for info in rb.packs if not info.default}
@@ -213,8 +218,10 @@ class _Tables:
         return found
 
     def step(self, rule_id: str, premises: tuple[Fact, ...], given: frozenset[Fact]) -> Step:
-        mine = frozenset(p for p in premises if p in given)
-        key = (rule_id, tuple(map(fact_key, premises)), tuple(p in mine for p in premises))
+        if len(premises) == 1:  # most rules: one condition
+            key: tuple[Any, ...] = (rule_id, fact_key(premises[0]), premises[0] in given)
+        else:
+            key = (rule_id, tuple(map(fact_key, premises)), tuple(map(given.__contains__, premises)))
         found = self.steps.get(key)
         if found is None:
             rule = self.rb.by_id[rule_id]
@@ -225,7 +232,7 @@ class _Tables:
                 title=rule.title,
                 text=rule.because,
                 conclusion=self.conclusions[rule.id],
-                premises=tuple(Premise(n, v, self.text((n, v)), (n, v) in mine) for n, v in premises),
+                premises=tuple(Premise(n, v, self.text((n, v)), (n, v) in given) for n, v in premises),
                 source=rule.source,
                 citation=source.citation,
                 evidence=rule.evidence,
@@ -248,64 +255,96 @@ def fact_text(rb: Rulebase) -> Callable[[Fact], str]:
 
 
 class _Chain:
-    """Derivation chains over one trace: which firings produced which facts."""
+    """Derivation chains over one trace: which firings produced which facts.
+
+    Every walk is remembered for the length of one build: a technique's
+    rationale, its evidence level, the exclusions and the derived facts all
+    ask for the same few rules' chains, and most rules fire on given facts
+    alone, whose chain is the rule itself.
+    """
+
+    __slots__ = ("rb", "tables", "premises", "fired", "derivers", "given", "_behind", "_levels", "_steps",
+                 "_explained")
 
     def __init__(self, rb: Rulebase, trace: Trace, tables: _Tables | None = None) -> None:
         self.rb = rb
-        self.tables = tables or rb.memo("reasoning", _Tables)
-        derives = self.tables.derives
-        self.premises: dict[str, set[Fact]] = {}
-        self.derivers: dict[Fact, set[str]] = {}
+        self.tables = tables = tables or rb.memo("reasoning", _Tables)
+        premises: dict[str, tuple[Fact, ...]] = {}
+        merged: set[str] = set()
         for firing in trace.firings:
-            self.premises.setdefault(firing.rule_id, set()).update(firing.premises)
-            for fact in derives[firing.rule_id]:
-                self.derivers.setdefault(fact, set()).add(firing.rule_id)
+            rule_id = firing.rule_id
+            found = premises.get(rule_id)
+            if found is None:
+                premises[rule_id] = firing.premises
+            else:  # the rule fired more than once: its premises are the union
+                premises[rule_id] = (*found, *firing.premises)
+                merged.add(rule_id)
+        for rule_id, facts in premises.items():
+            if len(facts) > 1 and (rule_id in merged or len(set(facts)) < len(facts)):
+                premises[rule_id] = tuple(sorted(set(facts), key=_key))
+        self.premises = premises
+        #: The ids of the rules that fired, sorted.
+        self.fired: list[str] = sorted(premises)
+        derives = tables.derives
+        derivers: dict[Fact, list[str]] = {}
+        for rule_id in self.fired:  # so each fact's derivers are in id order
+            for fact in derives[rule_id]:
+                found_rules = derivers.get(fact)
+                if found_rules is None:
+                    derivers[fact] = [rule_id]
+                else:
+                    found_rules.append(rule_id)
+        self.derivers = derivers
         self.given = frozenset(trace.given)
-        self._sorted: dict[str, tuple[Fact, ...]] = {}
+        self._behind: dict[str, tuple[str, ...]] = {}
         self._levels: dict[str, str] = {}
-        self._behind: dict[str, list[str]] = {}
         self._steps: dict[str, Step] = {}
+        self._explained: dict[tuple[str, ...], tuple[Step, ...]] = {}
 
     def sorted_premises(self, rule_id: str) -> tuple[Fact, ...]:
-        found = self._sorted.get(rule_id)
-        if found is None:
-            found = self._sorted[rule_id] = tuple(sorted(self.premises[rule_id], key=_key))
-        return found
+        return self.premises[rule_id]
 
     def step(self, rule_id: str) -> Step:
         found = self._steps.get(rule_id)  # a rule's step is asked for once per rationale it is in
         if found is None:
-            found = self._steps[rule_id] = self.tables.step(rule_id, self.sorted_premises(rule_id), self.given)
+            found = self._steps[rule_id] = self.tables.step(rule_id, self.premises[rule_id], self.given)
         return found
 
-    def behind(self, rule_id: str) -> list[str]:
-        """The rules behind one rule, itself last: premises' derivations first (post-order), each once."""
+    def behind(self, rule_id: str) -> tuple[str, ...]:
+        """The rules behind one rule, itself last: premises' derivations first (post-order), each once.
+
+        That is one depth-first walk from the rule through the derivers of
+        its premises that the profile did not give, in the order of its
+        (sorted) premises and of the derivers' ids. Derivations never cycle
+        (the loader refuses cycles), so a rule met before in a walk has its
+        whole chain met before it, and the walk is the derivers' own walks
+        joined, less what was met already.
+        """
         found = self._behind.get(rule_id)
         if found is None:
-            order: list[str] = []
-            seen: set[str] = set()
-
-            def visit(rid: str) -> None:
-                if rid in seen:
-                    return
-                seen.add(rid)
-                for fact in self.sorted_premises(rid):
-                    if fact not in self.given:
-                        for deriver in sorted(self.derivers.get(fact, ())):
-                            visit(deriver)
-                order.append(rid)
-
-            visit(rule_id)
-            found = self._behind[rule_id] = order
+            given = self.given
+            derivers = self.derivers
+            before: list[str] = []
+            for fact in self.premises[rule_id]:
+                if fact not in given:
+                    before += derivers.get(fact, ())
+            if not before:  # the commonest case: a rule firing on what the profile gave
+                found = (rule_id,)
+            else:
+                order: list[str] = []
+                seen = {rule_id}
+                for deriver in before:
+                    for rid in self.behind(deriver):
+                        if rid not in seen:
+                            seen.add(rid)
+                            order.append(rid)
+                order.append(rule_id)
+                found = tuple(order)
+            self._behind[rule_id] = found
         return found
 
     def order(self, rule_ids: Iterable[str]) -> list[str]:
-        """The rules behind ``rule_ids``, each once, in the order one depth-first walk would meet them.
-
-        Derivations never cycle (the loader refuses cycles), so a rule already
-        met has everything behind it met too: each rule's own walk, less what
-        was met before, gives exactly the shared walk.
-        """
+        """The rules behind ``rule_ids``, each once, in the order one depth-first walk would meet them."""
         order: list[str] = []
         seen: set[str] = set()
         for rule_id in rule_ids:
@@ -316,13 +355,24 @@ class _Chain:
         return order
 
     def explain(self, rule_ids: Iterable[str]) -> tuple[Step, ...]:
-        return tuple(self.step(r) for r in self.order(rule_ids))
+        key = tuple(rule_ids)
+        found = self._explained.get(key)
+        if found is None:
+            step = self.step
+            found = self._explained[key] = tuple(step(r) for r in self.order(key))
+        return found
 
     def level(self, rule_id: str) -> str:
         """The weakest evidence level along everything behind one rule's firings."""
         found = self._levels.get(rule_id)
         if found is None:
-            found = self._levels[rule_id] = weakest(self.rb.by_id[r].evidence for r in self.behind(rule_id))
+            behind = self.behind(rule_id)
+            rank = self.tables.rank
+            if len(behind) == 1:
+                found = self.tables.evidence[rule_id]
+            else:
+                found = EVIDENCE_LEVELS[max(rank[r] for r in behind)]
+            self._levels[rule_id] = found
         return found
 
     def roots(self, rule_ids: Iterable[str]) -> list[Fact]:
@@ -361,24 +411,38 @@ def build(
     """Assemble the recommendation for one profile from its trace."""
     tables = rb.memo("reasoning", _Tables)
     chain = _Chain(rb, trace, tables)
-    fired = sorted(chain.premises)
-    rules = [rb.by_id[r] for r in fired]
+    fired = chain.fired
+    parts = tables.parts
 
     contributions: dict[str, list[Contribution]] = {}
-    for rule in rules:
-        if rule.then.score:
-            level = chain.level(rule.id)
-            for tech, weight in rule.then.score:
-                contributions.setdefault(tech, []).append(Contribution(rule.id, weight, level, level != REFUTED))
-
     exclusions: dict[str, list[str]] = {}
-    for rule in rules:
-        for tech in tables.excludes[rule.id]:
-            exclusions.setdefault(tech, []).append(rule.id)
+    refer_rules: list[Rule] = []
+    notes: list[Step] = []
+    warnings: list[Step] = []
+    for rule_id in fired:
+        score, excludes, refers, note, warn = parts[rule_id]
+        if score:
+            level = chain.level(rule_id)
+            counted = level != REFUTED
+            for tech, weight in score:
+                found = contributions.get(tech)
+                contribution = Contribution(rule_id, weight, level, counted)
+                if found is None:
+                    contributions[tech] = [contribution]
+                else:
+                    found.append(contribution)
+        for tech in excludes:
+            exclusions.setdefault(tech, []).append(rule_id)
+        if refers:
+            refer_rules.append(rb.by_id[rule_id])
+        if note:
+            notes.append(chain.step(rule_id))
+        if warn:
+            warnings.append(chain.step(rule_id))
 
-    referral = _referral(rb, chain, [r for r in rules if r.then.refer])
+    referral = _referral(rb, chain, refer_rules)
     if referral is not None:
-        refer_ids = [s.rule_id for s in referral.rationale if rb.by_id[s.rule_id].then.refer]
+        refer_ids = [s.rule_id for s in referral.rationale if parts[s.rule_id][2]]
         limit = None if referral.withholds_techniques else referral.max_pressure
         for technique in rb.techniques.values():
             if referral.withholds_techniques or (
@@ -392,25 +456,27 @@ def build(
         if tech_id in exclusions:
             continue
         technique = rb.techniques[tech_id]
-        contribs.sort(key=lambda c: (-c.weight, c.rule_id))
-        counted = [c for c in contribs if c.counted]
-        score = round(float(sum(sorted(c.weight for c in counted))), 6)
-        by_level = counted_by_evidence(counted)
-        raising = [c.evidence for c in counted if c.weight > 0]
-        evidence = weakest(raising or [c.evidence for c in counted] or [c.evidence for c in contribs])
-        rationale = chain.explain(c.rule_id for c in contribs)
-        against = tuple(c.rule_id for c in counted if c.weight < 0)
-        if score > 0 and not against:
+        if len(contribs) > 1:
+            contribs.sort(key=_by_weight)
+        counted_ = [c for c in contribs if c.counted]
+        score_ = round(float(sum(sorted(c.weight for c in counted_))), 6)
+        by_level = counted_by_evidence(counted_)
+        raising = [c.evidence for c in counted_ if c.weight > 0]
+        evidence = weakest(raising or [c.evidence for c in counted_] or [c.evidence for c in contribs])
+        rationale = chain.explain([c.rule_id for c in contribs])
+        against = tuple(c.rule_id for c in counted_ if c.weight < 0)
+        if score_ > 0 and not against:
             ranked.append(RankedTechnique(technique.id, technique.name, technique.description, technique.pressure,
-                                          score, evidence, by_level, tuple(contribs), rationale))
+                                          score_, evidence, by_level, tuple(contribs), rationale))
         else:
-            demoted.append(NotRecommended(technique.id, technique.name, score, "demoted" if against else "no_points",
+            demoted.append(NotRecommended(technique.id, technique.name, score_, "demoted" if against else "no_points",
                                           against, tuple(contribs), rationale))
     # Ties go to the better-supported technique, then to the id, so the order never depends on chance.
-    if provenance.ranking == "evidence":
-        ranked.sort(key=lambda t: (-t.supported_score, -t.score, EVIDENCE_LEVELS.index(t.evidence), t.id))
-    else:
-        ranked.sort(key=lambda t: (-t.score, EVIDENCE_LEVELS.index(t.evidence), t.id))
+    if len(ranked) > 1:
+        if provenance.ranking == "evidence":
+            ranked.sort(key=lambda t: (-t.supported_score, -t.score, _RANK[t.evidence], t.id))
+        else:
+            ranked.sort(key=lambda t: (-t.score, _RANK[t.evidence], t.id))
 
     excluded = tuple(
         Exclusion(tech, rb.techniques[tech].name, chain.explain(sorted(set(ids))))
@@ -420,10 +486,11 @@ def build(
         # Every technique is out, whatever ruled each out: the referral must not promise gentle ones.
         referral = attrs.evolve(referral, withheld=True, max_pressure=None)
     derived = []
-    for name, value in trace.derived:
-        by = sorted(chain.derivers.get((name, value), ()))
-        level = strongest(chain.level(r) for r in by) if by else "claim"
-        derived.append(DerivedFact(name, value, tables.text((name, value)), level, tuple(by)))
+    derivers = chain.derivers
+    for fact in trace.derived:
+        by = derivers.get(fact, ())
+        level = strongest([chain.level(r) for r in by]) if by else "claim"
+        derived.append(DerivedFact(fact[0], fact[1], tables.text(fact), level, tuple(by)))
     return Recommendation(
         profile=profile,
         techniques=tuple(ranked),
@@ -432,11 +499,15 @@ def build(
         referral=referral,
         derived=tuple(derived),
         fired=tuple(fired),
-        notes=tuple(chain.step(r.id) for r in rules if r.then.note),
-        warnings=tuple(chain.step(r.id) for r in rules if r.then.warn),
+        notes=tuple(notes),
+        warnings=tuple(warnings),
         provenance=provenance,
         recommender=recommender,
     )
+
+
+def _by_weight(c: Contribution) -> tuple[float, str]:
+    return (-c.weight, c.rule_id)
 
 
 def _referral(rb: Rulebase, chain: _Chain, refer_rules: list[Rule]) -> Referral | None:

@@ -8,7 +8,6 @@ can show the ranking without them.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any

@@ -40,10 +40,9 @@ import attrs
 
 from ._engine import (
     Fact,
-    Firing,
     Trace,
-    _firing_order,
     _order,
+    _sorted_firings,
     compile_condition,
     condition_fact,
     derived_facts,
@@ -257,18 +256,18 @@ class Signatures:
 
     def assemble(self, found: list[tuple[Part, tuple[Fact, ...]]], facts: Iterable[Fact]) -> Trace:
         """The engine's trace on ``facts``, from each part's run on other facts with the same part signature."""
-        firings = []
+        firings: list[tuple[str, tuple[Fact, ...]]] = []
         derived: list[Fact] = []
         for part, slots in found:
             for rule_id, refs in part.firings:
                 premises: list[Fact] = [slots[r] if isinstance(r, int) else r for r in refs]
                 if len(premises) > 1:
                     premises.sort(key=_order)
-                firings.append(Firing(rule_id, tuple(premises)))
+                firings.append((rule_id, tuple(premises)))
             derived += part.derived
         return Trace(
             given=tuple(sorted(set(facts), key=_order)),
-            firings=tuple(sorted(firings, key=_firing_order)),
+            firings=_sorted_firings(firings),
             derived=tuple(sorted(derived, key=_order)),
         )
 
