@@ -244,17 +244,14 @@ def test_profile_that_matches_no_rule_is_an_empty_result_not_an_error():
 
 
 def test_exceptions_in_rule_actions_reach_the_caller(monkeypatch):
-    from backcare import _engine
+    from .engine_faults import break_actions
 
     rec = Recommender(cache_size=0)
 
     class Boom(Exception):
         pass
 
-    def broken(*args, **kwargs):
-        raise Boom("action failed")
-
-    monkeypatch.setattr(_engine, "Firing", broken)
+    break_actions(monkeypatch, Boom("action failed"))
     with pytest.raises(backcare.EngineError, match="action failed") as info:
         rec.recommend({"stiffness": True})
     assert isinstance(info.value.__cause__, Boom)

@@ -17,7 +17,6 @@ import time
 import pytest
 
 import backcare
-import backcare._engine as engine_module
 from backcare import EngineError, Recommender
 
 PROFILE = {"pain_weeks": 20, "tight_bands": True, "stiffness": True}
@@ -108,19 +107,12 @@ def test_recommenders_built_and_dropped_give_their_memory_back():
 def test_ctrl_c_and_exit_inside_a_rule_action_propagate_as_themselves(monkeypatch, exc_type):
     rec = Recommender(cache_size=0)
     expected = rec.recommend(PROFILE).to_json()
-    real = engine_module.Firing
-    calls = []
+    from .engine_faults import break_actions
 
-    def interrupted(*args: object) -> object:
-        calls.append(1)
-        if len(calls) == 2:
-            raise exc_type()
-        return real(*args)
-
-    monkeypatch.setattr(engine_module, "Firing", interrupted)
+    break_actions(monkeypatch, exc_type(), after=1)  # the second action of the call
     with pytest.raises(exc_type):
         rec.recommend(PROFILE)
-    monkeypatch.setattr(engine_module, "Firing", real)
+    monkeypatch.undo()
     assert rec.engine_sessions == 0
     assert rec.recommend(PROFILE).to_json() == expected
 
@@ -128,10 +120,9 @@ def test_ctrl_c_and_exit_inside_a_rule_action_propagate_as_themselves(monkeypatc
 def test_an_ordinary_error_in_an_action_is_still_an_engine_error(monkeypatch):
     rec = Recommender(cache_size=0)
 
-    def broken(*args: object) -> object:
-        raise ZeroDivisionError("boom")
+    from .engine_faults import break_actions
 
-    monkeypatch.setattr(engine_module, "Firing", broken)
+    break_actions(monkeypatch, ZeroDivisionError("boom"))
     with pytest.raises(EngineError, match="ZeroDivisionError") as info:
         rec.recommend(PROFILE)
     assert isinstance(info.value.__cause__, ZeroDivisionError)

@@ -220,20 +220,15 @@ def test_the_session_is_renewed_and_closing_deletes_it(monkeypatch):
 
 
 def test_an_interrupted_call_leaves_a_working_engine(monkeypatch):
-    import backcare._engine as engine_module
+    from .engine_faults import break_actions
 
     rec = Recommender(cache_size=0)
     expected = rec.recommend({"stiffness": True}).to_json()
     sid = rec._engine._sid
-    real = engine_module.Firing
-
-    def broken(*args):
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(engine_module, "Firing", broken)
+    break_actions(monkeypatch, RuntimeError("boom"))
     with pytest.raises(backcare.EngineError, match="boom"):
         rec.recommend({"stiffness": True})
-    monkeypatch.setattr(engine_module, "Firing", real)
+    monkeypatch.undo()
     assert rec._engine._sid is None and rec.engine_sessions == 0  # the session was deleted
     assert rec.recommend({"stiffness": True}).to_json() == expected
     assert rec._engine._sid != sid
