@@ -270,17 +270,13 @@ class _Chain:
         self.rb = rb
         self.tables = tables = tables or rb.memo("reasoning", _Tables)
         premises: dict[str, tuple[Fact, ...]] = {}
-        merged: set[str] = set()
         for firing in trace.firings:
             rule_id = firing.rule_id
             found = premises.get(rule_id)
-            if found is None:
-                premises[rule_id] = firing.premises
-            else:  # the rule fired more than once: its premises are the union
-                premises[rule_id] = (*found, *firing.premises)
-                merged.add(rule_id)
+            # A rule that fired more than once has the union of its firings' premises.
+            premises[rule_id] = firing.premises if found is None else (*found, *firing.premises)
         for rule_id, facts in premises.items():
-            if len(facts) > 1 and (rule_id in merged or len(set(facts)) < len(facts)):
+            if len(facts) > 1:  # sorted, each once (most rules have one condition: nothing to do)
                 premises[rule_id] = tuple(sorted(set(facts), key=_key))
         self.premises = premises
         #: The ids of the rules that fired, sorted.
@@ -300,9 +296,6 @@ class _Chain:
         self._levels: dict[str, str] = {}
         self._steps: dict[str, Step] = {}
         self._explained: dict[tuple[str, ...], tuple[Step, ...]] = {}
-
-    def sorted_premises(self, rule_id: str) -> tuple[Fact, ...]:
-        return self.premises[rule_id]
 
     def step(self, rule_id: str) -> Step:
         found = self._steps.get(rule_id)  # a rule's step is asked for once per rationale it is in
