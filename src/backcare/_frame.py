@@ -40,7 +40,8 @@ def recommend_frame(
 ) -> Any:
     """Recommend for every row of a pandas or Dask DataFrame of profiles.
 
-    Returns the frame with six columns added: ``top_technique`` (the best
+    Returns the frame with six columns added (five with
+    ``result_json=False``): ``top_technique`` (the best
     technique's id, or None), ``top_evidence`` and ``top_score_by_evidence``
     (its evidence level, the weakest link of its support, and its score split
     by evidence level, as a dict), ``technique_ids`` (every recommended id,
@@ -56,13 +57,12 @@ def recommend_frame(
     columns instead, and any other column is carried through unchanged. The
     default recommender is used unless ``recommender`` is given.
 
-    ``result_json=False`` leaves the ``result_json`` column out. Writing a
-    whole result as JSON costs more than evaluating it when results repeat,
-    and on a cluster every row's text travels back to the client: measured
-    on the benchmark cohort, leaving it out is what lets a Dask worker keep
-    up with :meth:`Recommender.recommend_many` in one process (see
-    ``benchmarks/RESULTS.md``). Keep it where rows must carry the whole
-    result.
+    ``result_json=False`` leaves the ``result_json`` column out, for when
+    the other columns are all a caller needs. Writing each distinct result
+    as JSON costs more than evaluating it once results repeat, and on a
+    cluster every row's text travels back to the client: on the benchmark
+    cohort, one Dask worker more than doubles its throughput without it (see
+    ``benchmarks/RESULTS.md``).
 
     >>> import pandas as pd
     >>> frame = pd.DataFrame({"pain_weeks": [20, None], "tight_bands": [True, None]})
