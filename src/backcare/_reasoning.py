@@ -451,18 +451,18 @@ def build(
         technique = rb.techniques[tech_id]
         if len(contribs) > 1:
             contribs.sort(key=_by_weight)
-        counted_ = [c for c in contribs if c.counted]
-        score_ = round(float(sum(sorted(c.weight for c in counted_))), 6)
-        by_level = counted_by_evidence(counted_)
-        raising = [c.evidence for c in counted_ if c.weight > 0]
-        evidence = weakest(raising or [c.evidence for c in counted_] or [c.evidence for c in contribs])
+        kept = [c for c in contribs if c.counted]
+        total = round(float(sum(sorted(c.weight for c in kept))), 6)
+        by_level = counted_by_evidence(kept)
+        raising = [c.evidence for c in kept if c.weight > 0]
+        evidence = weakest(raising or [c.evidence for c in kept] or [c.evidence for c in contribs])
         rationale = chain.explain([c.rule_id for c in contribs])
-        against = tuple(c.rule_id for c in counted_ if c.weight < 0)
-        if score_ > 0 and not against:
+        against = tuple(c.rule_id for c in kept if c.weight < 0)
+        if total > 0 and not against:
             ranked.append(RankedTechnique(technique.id, technique.name, technique.description, technique.pressure,
-                                          score_, evidence, by_level, tuple(contribs), rationale))
+                                          total, evidence, by_level, tuple(contribs), rationale))
         else:
-            demoted.append(NotRecommended(technique.id, technique.name, score_, "demoted" if against else "no_points",
+            demoted.append(NotRecommended(technique.id, technique.name, total, "demoted" if against else "no_points",
                                           against, tuple(contribs), rationale))
     # Ties go to the better-supported technique, then to the id, so the order never depends on chance.
     if len(ranked) > 1:
