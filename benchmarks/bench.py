@@ -350,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         many = throughput(lambda: backcare.Recommender().recommend_many(profiles), n)
         frame = pd.DataFrame.from_records(profiles)
         local = throughput(lambda: backcare.recommend_frame(frame, backcare.Recommender()), n)
-        lean_local = throughput(lambda: backcare.recommend_frame(frame, backcare.Recommender(), result_json=False), n)
+        lean_local = throughput(
+            lambda: backcare.recommend_frame(frame, backcare.Recommender(), result_json=False), n)
         row("in this process: recommend_many, a fresh recommender (cold pass)", f"{many:,.0f} profiles/s")
         row("in this process: recommend_frame on a pandas frame (cold pass, with result_json)",
             f"{local:,.0f} results/s", f"{local / many:.0%} of recommend_many")

@@ -13,6 +13,7 @@ import backcare
 from backcare import Profile, ProfileError, Recommender
 from backcare._engine import Engine
 
+from .engine_faults import break_actions
 from .strategies import profiles
 
 
@@ -244,8 +245,6 @@ def test_profile_that_matches_no_rule_is_an_empty_result_not_an_error():
 
 
 def test_exceptions_in_rule_actions_reach_the_caller(monkeypatch):
-    from .engine_faults import break_actions
-
     rec = Recommender(cache_size=0)
 
     class Boom(Exception):

@@ -19,6 +19,8 @@ import pytest
 import backcare
 from backcare import EngineError, Recommender
 
+from .engine_faults import break_actions
+
 PROFILE = {"pain_weeks": 20, "tight_bands": True, "stiffness": True}
 
 
@@ -107,8 +109,6 @@ def test_recommenders_built_and_dropped_give_their_memory_back():
 def test_ctrl_c_and_exit_inside_a_rule_action_propagate_as_themselves(monkeypatch, exc_type):
     rec = Recommender(cache_size=0)
     expected = rec.recommend(PROFILE).to_json()
-    from .engine_faults import break_actions
-
     break_actions(monkeypatch, exc_type(), after=1)  # the second action of the call
     with pytest.raises(exc_type):
         rec.recommend(PROFILE)
@@ -119,8 +119,6 @@ def test_ctrl_c_and_exit_inside_a_rule_action_propagate_as_themselves(monkeypatc
 
 def test_an_ordinary_error_in_an_action_is_still_an_engine_error(monkeypatch):
     rec = Recommender(cache_size=0)
-
-    from .engine_faults import break_actions
 
     break_actions(monkeypatch, ZeroDivisionError("boom"))
     with pytest.raises(EngineError, match="ZeroDivisionError") as info:

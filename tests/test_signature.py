@@ -18,6 +18,7 @@ from backcare._oracle import evaluate as oracle_evaluate
 from backcare._signature import Signatures
 
 from . import signature_check
+from .engine_faults import break_actions
 
 WARMTH = """\
 [[field]]
@@ -220,8 +221,6 @@ def test_the_session_is_renewed_and_closing_deletes_it(monkeypatch):
 
 
 def test_an_interrupted_call_leaves_a_working_engine(monkeypatch):
-    from .engine_faults import break_actions
-
     rec = Recommender(cache_size=0)
     expected = rec.recommend({"stiffness": True}).to_json()
     sid = rec._engine._sid

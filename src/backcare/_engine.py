@@ -476,13 +476,14 @@ def _order(fact: Fact) -> tuple[str, str, str]:
     return (name, type(value).__name__, repr(value))
 
 
-def _firing_order(f: Firing) -> tuple[str, list[tuple[str, str, str]]]:
-    return (f.rule_id, [_order(p) for p in f.premises])
-
-
 def _sorted_firings(firings: Iterable[tuple[str, tuple[Fact, ...]]]) -> tuple[Firing, ...]:
-    """Firings as :class:`Firing` objects in :func:`_firing_order`, the premises' texts compared only
-    between firings of one rule (most rules fire once)."""
+    """``(rule id, premises)`` pairs as :class:`Firing` objects in a trace's canonical order.
+
+    That is by rule id, then by the premises' :func:`_order`; the premises'
+    texts are compared only between firings of one rule (most rules fire
+    once). The engine, the reference evaluator and assembled traces all sort
+    with it, so their traces compare equal.
+    """
     by_rule = sorted(firings, key=_rule_id)
     out: list[Firing] = []
     i, n = 0, len(by_rule)

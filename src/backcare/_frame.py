@@ -105,7 +105,7 @@ def _is_dask_frame(frame: Any) -> bool:
 
 def _profile_columns(
     present: list[Any], fields: Mapping[str, FieldSpec], columns: Sequence[str] | None,
-    added: tuple[str, ...] = RESULT_COLUMNS,
+    added: tuple[str, ...],
 ) -> tuple[str, ...]:
     """Check the frame's columns; return the ones that hold profile fields."""
     for name in present:
@@ -212,7 +212,9 @@ def _profiles(frame: Any, recommender: Recommender, columns: tuple[str, ...]) ->
     return out
 
 
-def _partition(frame: Any, recommender: Recommender | None, columns: tuple[str, ...], result_json: bool = True) -> Any:
+def _partition(
+    frame: Any, recommender: Recommender | None, columns: tuple[str, ...], result_json: bool
+) -> Any:
     """The work on one partition (or the whole pandas frame): validate every row, then recommend."""
     import pandas as pd
 
@@ -221,7 +223,7 @@ def _partition(frame: Any, recommender: Recommender | None, columns: tuple[str, 
     return _with_results(frame, pd, rec._recommend_profiles(profiles), result_json)
 
 
-def _with_results(frame: Any, pd: Any, results: list[Any], result_json: bool = True) -> Any:
+def _with_results(frame: Any, pd: Any, results: list[Any], result_json: bool) -> Any:
     def column(values: list[Any]) -> Any:
         return pd.Series(values, index=frame.index, dtype=object)
 

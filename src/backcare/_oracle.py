@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from itertools import product
 from typing import Any
 
-from ._engine import Fact, Firing, Trace, _firing_order, _order, condition_fact, derived_facts
+from ._engine import Fact, Trace, _order, _sorted_firings, condition_fact, derived_facts
 from ._model import Condition, Rulebase, Test
 from ._profile import Scalar
 from ._reasoning import build
@@ -141,7 +141,7 @@ def evaluate(rb: Rulebase, facts: Iterable[Fact]) -> Trace:
     given = tuple(sorted(set(facts), key=_order))
     known: set[Fact] = set(given)
     derived: set[Fact] = set()
-    firings: set[Firing] = set()
+    firings: set[tuple[str, tuple[Fact, ...]]] = set()
     matched: list[list[list[Fact]]] = [[[] for _ in r.when] for r in compiled.rules]
     queue = list(given)
     while queue:
@@ -154,7 +154,7 @@ def evaluate(rb: Rulebase, facts: Iterable[Fact]) -> Trace:
             choices = [s if j != ci else [fact] for j, s in enumerate(slots)]
             for combo in product(*choices):
                 rule = compiled.rules[ri]
-                firings.add(Firing(rule.id, tuple(sorted(set(combo), key=_order))))
+                firings.add((rule.id, tuple(sorted(set(combo), key=_order))))
                 for new in compiled.derives[ri]:
                     if new not in known:
                         known.add(new)
@@ -162,7 +162,7 @@ def evaluate(rb: Rulebase, facts: Iterable[Fact]) -> Trace:
                         queue.append(new)
     return Trace(
         given=given,
-        firings=tuple(sorted(firings, key=_firing_order)),
+        firings=_sorted_firings(firings),
         derived=tuple(sorted(derived, key=_order)),
     )
 

@@ -191,7 +191,7 @@ class _Tables:
         self.derives = {r.id: derived_facts(r) for r in rb.rules}
         self.excludes = {r.id: excluded_by(r, rb) for r in rb.rules}
         self.conclusions = {r.id: self.words.conclusion(r) for r in rb.rules}
-        self.evidence = {r.id: r.evidence for r in rb.rules}
+        #: Each rule's evidence level as its place in EVIDENCE_LEVELS (higher is weaker).
         self.rank = {r.id: _RANK[r.evidence] for r in rb.rules}
         #: Per rule, what build() asks of it: its scores, the techniques it excludes, and whether it refers,
         #: notes or warns.
@@ -263,11 +263,10 @@ class _Chain:
     alone, whose chain is the rule itself.
     """
 
-    __slots__ = ("rb", "tables", "premises", "fired", "derivers", "given", "_behind", "_levels", "_steps",
+    __slots__ = ("tables", "premises", "fired", "derivers", "given", "_behind", "_levels", "_steps",
                  "_explained")
 
     def __init__(self, rb: Rulebase, trace: Trace, tables: _Tables | None = None) -> None:
-        self.rb = rb
         self.tables = tables = tables or rb.memo("reasoning", _Tables)
         premises: dict[str, tuple[Fact, ...]] = {}
         for firing in trace.firings:
@@ -359,13 +358,8 @@ class _Chain:
         """The weakest evidence level along everything behind one rule's firings."""
         found = self._levels.get(rule_id)
         if found is None:
-            behind = self.behind(rule_id)
             rank = self.tables.rank
-            if len(behind) == 1:
-                found = self.tables.evidence[rule_id]
-            else:
-                found = EVIDENCE_LEVELS[max(rank[r] for r in behind)]
-            self._levels[rule_id] = found
+            found = self._levels[rule_id] = EVIDENCE_LEVELS[max(rank[r] for r in self.behind(rule_id))]
         return found
 
     def roots(self, rule_ids: Iterable[str]) -> list[Fact]:
